@@ -1,0 +1,115 @@
+"""hatchlite: Hatchet's workflow programming model, embedded, on SQLite.
+
+The public names are Hatchet's (`from hatchlite import Hatchet, Context, ...`).
+"""
+
+from hatchlite.client import ClientConfig, Hatchet
+from hatchlite.clock import Clock, TestClock
+from hatchlite.conditions import (
+    Condition,
+    OrGroup,
+    ParentCondition,
+    SleepCondition,
+    UserEventCondition,
+    or_,
+)
+from hatchlite.context import Context
+from hatchlite.dag import Task, WorkflowConfig
+from hatchlite.durable import DurableContext
+from hatchlite.exceptions import (
+    DedupeViolationError,
+    FailedTaskRunExceptionGroup,
+    HatchliteError,
+    IdempotencyCollisionError,
+    IllegalTaskOutputError,
+    InputValidationError,
+    InvalidDefinitionError,
+    LifespanSetupError,
+    LoopAlreadyRunningError,
+    NonDeterminismError,
+    NonRetryableException,
+    RunNotFoundError,
+    TaskRunError,
+)
+from hatchlite.features.runs import BulkCancelReplayOpts, TaskRunDetail, WorkflowRunDetail
+from hatchlite.runnables import BaseWorkflow, Standalone, TaskRunRef, Workflow, WorkflowRunRef
+from hatchlite.types import (
+    ConcurrencyExpression,
+    ConcurrencyLimitStrategy,
+    DefaultFilter,
+    DesiredWorkerLabel,
+    EmptyModel,
+    EvictionPolicy,
+    Priority,
+    RateLimit,
+    RateLimitDuration,
+    RunStatus,
+    ScheduleTriggerWorkflowOptions,
+    StickyStrategy,
+    TaskDefaults,
+    TriggerWorkflowOptions,
+    V1TaskStatus,
+    WorkerLabel,
+    WorkerLabelComparator,
+    WorkflowRunTriggerConfig,
+)
+from hatchlite.worker import Worker, WorkerStartOptions, WorkerStatus
+
+__all__ = [
+    "BaseWorkflow",
+    "BulkCancelReplayOpts",
+    "ClientConfig",
+    "Clock",
+    "ConcurrencyExpression",
+    "ConcurrencyLimitStrategy",
+    "Condition",
+    "Context",
+    "DedupeViolationError",
+    "DefaultFilter",
+    "DesiredWorkerLabel",
+    "DurableContext",
+    "EmptyModel",
+    "EvictionPolicy",
+    "FailedTaskRunExceptionGroup",
+    "Hatchet",
+    "HatchliteError",
+    "IdempotencyCollisionError",
+    "IllegalTaskOutputError",
+    "InputValidationError",
+    "InvalidDefinitionError",
+    "LifespanSetupError",
+    "LoopAlreadyRunningError",
+    "NonDeterminismError",
+    "NonRetryableException",
+    "OrGroup",
+    "ParentCondition",
+    "Priority",
+    "RateLimit",
+    "RateLimitDuration",
+    "RunNotFoundError",
+    "RunStatus",
+    "ScheduleTriggerWorkflowOptions",
+    "SleepCondition",
+    "Standalone",
+    "StickyStrategy",
+    "Task",
+    "TaskDefaults",
+    "TaskRunDetail",
+    "TaskRunError",
+    "TaskRunRef",
+    "TestClock",
+    "TriggerWorkflowOptions",
+    "UserEventCondition",
+    "V1TaskStatus",
+    "Worker",
+    "WorkerLabel",
+    "WorkerLabelComparator",
+    "WorkerStartOptions",
+    "WorkerStatus",
+    "Workflow",
+    "WorkflowConfig",
+    "WorkflowRunDetail",
+    "WorkflowRunRef",
+    "WorkflowRunTriggerConfig",
+    "or_",
+]

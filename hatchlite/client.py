@@ -1,0 +1,379 @@
+"""`Hatchet`: the client. Several clients on one database share one engine."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel, Field, field_validator
+
+from hatchlite.clock import SYSTEM_CLOCK, Clock
+from hatchlite.context import Context
+from hatchlite.dag import (
+    DEFAULT_EXECUTION_TIMEOUT,
+    DEFAULT_SCHEDULE_TIMEOUT,
+    R,
+    TWorkflowInput,
+    WorkflowConfig,
+    normalize_concurrency,
+)
+from hatchlite.features.runs import RunsClient
+from hatchlite.runnables import Standalone, Workflow
+from hatchlite.scheduler.engine import Engine
+from hatchlite.scheduler.runtime import RUNTIME
+from hatchlite.types import (
+    DEFAULT_EVICTION_POLICY,
+    ConcurrencyExpression,
+    DefaultFilter,
+    DesiredWorkerLabel,
+    Duration,
+    EvictionPolicy,
+    JSONMap,
+    Priority,
+    RateLimit,
+    StickyStrategy,
+    TaskDefaults,
+)
+from hatchlite.worker import LifespanFn, Worker
+
+T = TypeVar("T")
+
+DEFAULT_DB = "hatchlite.db"
+
+
+class ClientConfig(BaseModel):
+    """Hatchet's client settings; hatchlite reads the namespace and ignores the rest
+    (token, addresses, TLS) so configs written for Hatchet load unchanged."""
+
+    namespace: str = Field(default_factory=lambda: os.environ.get("HATCHET_CLIENT_NAMESPACE", ""))
+    token: str | None = Field(default_factory=lambda: os.environ.get("HATCHET_CLIENT_TOKEN"))
+    tenant_id: str = "hatchlite"
+    server_url: str = "hatchlite://local"
+    debug: bool = False
+    worker_preset_labels: dict[str, str] = Field(default_factory=dict)
+    enable_force_kill_sync_threads: bool = False
+    terminate_worker_after_num_tasks: int | None = None
+    disable_log_capture: bool = False
+    force_shutdown_on_shutdown_signal: bool = False
+
+    model_config = {"extra": "allow"}
+
+    @field_validator("namespace")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        value = value.strip().lower()
+        return value if not value or value.endswith("_") else value + "_"
+
+    def apply_namespace(self, name: str, namespace_override: str | None = None) -> str:
+        namespace = self.namespace if namespace_override is None else namespace_override
+        if not namespace or name.startswith(namespace):
+            return name
+        return namespace + name
+
+
+class _Engines:
+    """Engines of this process, one per database file (each `:memory:` is its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[str, Engine] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def key(path: str) -> str:
+        if path == ":memory:" or path.startswith("file:"):
+            return path
+        return os.path.realpath(path)
+
+    def get(self, key: str, clock: Clock | None, synchronous: str) -> Engine:
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is not None and not engine.closed:
+                if clock is not None and engine.clock is not clock:
+                    raise ValueError(
+                        f"the engine for {key} already runs on another clock; pass the same "
+                        f"clock object to every Hatchet() on one database"
+                    )
+                return engine
+            engine = Engine(key, clock=clock or SYSTEM_CLOCK, synchronous=synchronous)
+            engine.defined = self._definitions.setdefault(key, {})
+            if key != ":memory:":
+                self._engines[key] = engine
+            RUNTIME.on_shutdown(engine.close)
+            return engine
+
+
+ENGINES = _Engines()
+
+
+class Hatchet:
+    """The entry point: define workflows and tasks, run them, start workers.
+
+    hatchlite extras (names Hatchet does not use): `db` (a SQLite path or ":memory:";
+    default: `$HATCHLITE_DB`, else `hatchlite.db`), `auto_worker` (run tasks in this
+    process without an explicit worker; default on unless `HATCHLITE_AUTO_WORKER=0`),
+    `clock` (a `hatchlite.testing.TestClock`), `synchronous` (SQLite's setting).
+    """
+
+    def __init__(
+        self,
+        debug: bool | None = None,
+        client: Any = None,
+        config: ClientConfig | None = None,
+        *,
+        db: str | None = None,
+        auto_worker: bool | None = None,
+        clock: Clock | None = None,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        self.config = config or ClientConfig()
+        self.db = db or os.environ.get("HATCHLITE_DB") or DEFAULT_DB
+        if auto_worker is None:
+            auto_worker = os.environ.get("HATCHLITE_AUTO_WORKER", "1").lower() not in (
+                "0", "false", "no", "off",
+            )
+        self._auto_worker = auto_worker
+        self._key = ENGINES.key(self.db)
+        self._clock = clock
+        self._synchronous = synchronous
+        self._own_engine: Engine | None = None
+        if self._key == ":memory:":
+            self._own_engine = ENGINES.get(self._key, clock, synchronous)
+        else:
+            ENGINES.get(self._key, clock, synchronous)  # fail early on a clock mismatch
+        self.runs = RunsClient(self)
+
+    @property
+    def _engine(self) -> Engine:
+        if self._own_engine is not None:
+            return self._own_engine
+        return ENGINES.get(self._key, self._clock, self._synchronous)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock deadlines are read from (hatchlite extra)."""
+        return self._engine.clock
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    @property
+    def tenant_id(self) -> str:
+        return self.config.tenant_id
+
+    @property
+    def current_context(self) -> Context | None:
+        from hatchlite.context import current_context
+
+        return current_context.get()
+
+    def get_current_context(self) -> Context | None:
+        return self.current_context
+
+    async def aio_get_engine_version(self) -> str:
+        return "v99.0.0"
+
+    # -- definitions -------------------------------------------------------------
+
+    def _config(
+        self, name: str, description: str | None, input_validator: Any, on_events: list[str] | None,
+        on_crons: list[str] | None, cron_input: Any, version: str | None,
+        sticky: StickyStrategy | None, default_priority: int, concurrency: Any,
+        task_defaults: TaskDefaults, default_filters: list[DefaultFilter] | None,
+        default_additional_metadata: JSONMap | None, idempotency: Any,
+    ) -> WorkflowConfig:
+        if not name:
+            raise ValueError("a workflow needs a name")
+        full_name = self.config.apply_namespace(name)
+        return WorkflowConfig(
+            name=full_name,
+            description=description,
+            input_validator=input_validator,
+            on_events=[self.config.apply_namespace(e) for e in on_events or []],
+            on_crons=list(on_crons or []),
+            cron_input=cron_input,
+            version=version,
+            sticky=sticky,
+            default_priority=int(default_priority),
+            concurrency=normalize_concurrency(concurrency, f"workflow {full_name!r}"),
+            task_defaults=task_defaults,
+            default_filters=list(default_filters or []),
+            default_additional_metadata=dict(default_additional_metadata or {}),
+            idempotency=idempotency,
+        )
+
+    def workflow(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        input_validator: type[TWorkflowInput] | None = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: TWorkflowInput | None = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        task_defaults: TaskDefaults | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+    ) -> Workflow[TWorkflowInput]:
+        """Declare a workflow; add tasks with `@wf.task(...)`."""
+        config = self._config(
+            name, description, input_validator, on_events, on_crons, cron_input, version,
+            sticky, default_priority, concurrency, task_defaults or TaskDefaults(),
+            default_filters, default_additional_metadata, idempotency,
+        )
+        wf: Workflow[TWorkflowInput] = Workflow(config, self)
+        self._engine.define(wf)
+        return wf
+
+    def _standalone(
+        self, fn: Callable[..., Any], *, durable: bool, name: str | None,
+        kwargs: dict[str, Any],
+    ) -> Standalone[Any, Any]:
+        wf_name = name or fn.__name__
+        config = self._config(
+            wf_name, kwargs["description"], kwargs["input_validator"], kwargs["on_events"],
+            kwargs["on_crons"], kwargs["cron_input"], kwargs["version"], kwargs["sticky"],
+            kwargs["default_priority"], None, TaskDefaults(), kwargs["default_filters"],
+            kwargs["default_additional_metadata"], kwargs["idempotency"],
+        )
+        standalone: Standalone[Any, Any] = Standalone(config, self)
+        common = dict(
+            name=wf_name,
+            schedule_timeout=kwargs["schedule_timeout"],
+            execution_timeout=kwargs["execution_timeout"],
+            retries=kwargs["retries"],
+            rate_limits=kwargs["rate_limits"],
+            desired_worker_labels=kwargs["desired_worker_labels"],
+            backoff_factor=kwargs["backoff_factor"],
+            backoff_max_seconds=kwargs["backoff_max_seconds"],
+            concurrency=kwargs["concurrency"],
+        )
+        if durable:
+            standalone._task = standalone.durable_task(
+                **common, eviction_policy=kwargs["eviction_policy"]
+            )(fn)
+        else:
+            standalone._task = standalone.task(**common, slot_cost=kwargs["slot_cost"])(fn)
+        self._engine.define(standalone)
+        return standalone
+
+    @overload
+    def task(self, *, name: str | None = None, description: str | None = None,
+             input_validator: None = None, on_events: list[str] | None = None,
+             on_crons: list[str] | None = None, cron_input: Any = None,
+             version: str | None = None, sticky: StickyStrategy | None = None,
+             default_priority: int = Priority.LOW,
+             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+             schedule_timeout: Duration = ..., execution_timeout: Duration = ...,
+             retries: int = 0, rate_limits: list[RateLimit] | None = None,
+             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
+             default_filters: list[DefaultFilter] | None = None,
+             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
+             slot_cost: int | None = None,
+             ) -> Callable[[Callable[[Any, Context], R]], Standalone[Any, R]]: ...
+
+    @overload
+    def task(self, *, name: str | None = None, description: str | None = None,
+             input_validator: type[TWorkflowInput], on_events: list[str] | None = None,
+             on_crons: list[str] | None = None, cron_input: Any = None,
+             version: str | None = None, sticky: StickyStrategy | None = None,
+             default_priority: int = Priority.LOW,
+             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+             schedule_timeout: Duration = ..., execution_timeout: Duration = ...,
+             retries: int = 0, rate_limits: list[RateLimit] | None = None,
+             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
+             default_filters: list[DefaultFilter] | None = None,
+             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
+             slot_cost: int | None = None,
+             ) -> Callable[[Callable[[TWorkflowInput, Context], R]],
+                           Standalone[TWorkflowInput, R]]: ...
+
+    def task(self, *, name: str | None = None, description: str | None = None,
+             input_validator: Any = None, on_events: list[str] | None = None,
+             on_crons: list[str] | None = None, cron_input: Any = None,
+             version: str | None = None, sticky: StickyStrategy | None = None,
+             default_priority: int = Priority.LOW,
+             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+             schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+             execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+             retries: int = 0, rate_limits: list[RateLimit] | None = None,
+             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
+             default_filters: list[DefaultFilter] | None = None,
+             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
+             slot_cost: int | None = None,
+             ) -> Callable[[Callable[[Any, Context], Any]], Standalone[Any, Any]]:
+        """Declare a standalone task: a workflow of one task, whose `run` returns the
+        task's output."""
+        kwargs = dict(locals())
+        kwargs.pop("self")
+
+        def decorator(fn: Callable[[Any, Context], Any]) -> Standalone[Any, Any]:
+            return self._standalone(fn, durable=False, name=name, kwargs=kwargs)
+
+        return decorator
+
+    def durable_task(self, *, name: str | None = None, description: str | None = None,
+                     input_validator: Any = None, on_events: list[str] | None = None,
+                     on_crons: list[str] | None = None, cron_input: Any = None,
+                     version: str | None = None, sticky: StickyStrategy | None = None,
+                     default_priority: int = Priority.LOW,
+                     concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression]
+                     | None = None,
+                     schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+                     execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+                     retries: int = 0, rate_limits: list[RateLimit] | None = None,
+                     desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+                     backoff_factor: float | None = None,
+                     backoff_max_seconds: int | None = None,
+                     default_filters: list[DefaultFilter] | None = None,
+                     default_additional_metadata: JSONMap | None = None,
+                     idempotency: Any = None,
+                     eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
+                     ) -> Callable[[Callable[[Any, Any], Any]], Standalone[Any, Any]]:
+        """Declare a standalone durable task (see `DurableContext`)."""
+        kwargs = dict(locals())
+        kwargs.pop("self")
+
+        def decorator(fn: Callable[[Any, Any], Any]) -> Standalone[Any, Any]:
+            return self._standalone(fn, durable=True, name=name, kwargs=kwargs)
+
+        return decorator
+
+    # -- workers -----------------------------------------------------------------
+
+    def worker(
+        self,
+        name: str,
+        slots: int | None = None,
+        durable_slots: int | None = None,
+        labels: dict[str, str | int] | None = None,
+        workflows: list[Any] | None = None,
+        lifespan: LifespanFn | None = None,
+    ) -> Worker:
+        """A worker that serves `workflows` on `slots` slots once started."""
+        return Worker(
+            self.config.apply_namespace(name), self, slots=slots, durable_slots=durable_slots,
+            labels={**self.config.worker_preset_labels, **(labels or {})},
+            workflows=workflows, lifespan=lifespan,
+        )
+
+    # -- hatchlite extras --------------------------------------------------------
+
+    def close(self) -> None:
+        """Close this client's engine: stop its workers and close the database."""
+        RUNTIME.call(self._engine.close)
+
+    async def aio_close(self) -> None:
+        await RUNTIME.acall(self._engine.close)
+

@@ -1,0 +1,354 @@
+"""`Context`: what a running task sees of its run (the second argument of every task)."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import warnings
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from hatchlite.exceptions import TaskRunError
+from hatchlite.types import Duration, JSONMap, to_timedelta
+
+if TYPE_CHECKING:
+    from hatchlite.dag import Task
+
+R = TypeVar("R")
+
+# The context of the task running in this asyncio task or thread (child runs read it).
+current_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "hatchlite_current_context", default=None
+)
+
+
+class ExecutionLink(Protocol):
+    """What a context needs from the engine running its task."""
+
+    task_id: str
+    run_id: str
+    retry_count: int
+    worker_id: str
+    worker_name: str
+    lifespan: Any
+    cancelled: bool
+
+    def log(self, message: str, level: str) -> None: ...
+    def request_cancel(self) -> None: ...
+    def refresh_timeout(self, seconds: float) -> None: ...
+    def release_slot(self) -> None: ...
+    def put_stream(self, data: str) -> None: ...
+
+
+class RunData:
+    """The data of the run a task belongs to (immutable for the attempt)."""
+
+    __slots__ = (
+        "additional_metadata",
+        "child_index",
+        "child_key",
+        "input_json",
+        "parent_errors",
+        "parent_outputs",
+        "parent_task_run_id",
+        "parent_workflow_run_id",
+        "priority",
+        "workflow_name",
+    )
+
+    def __init__(
+        self,
+        *,
+        workflow_name: str,
+        input_json: str,
+        additional_metadata: JSONMap,
+        priority: int,
+        parent_outputs: dict[str, str | None],
+        parent_errors: dict[str, str],
+        parent_workflow_run_id: str | None = None,
+        parent_task_run_id: str | None = None,
+        child_index: int | None = None,
+        child_key: str | None = None,
+    ) -> None:
+        self.workflow_name = workflow_name
+        self.input_json = input_json
+        self.additional_metadata = additional_metadata
+        self.priority = priority
+        self.parent_outputs = parent_outputs
+        self.parent_errors = parent_errors
+        self.parent_workflow_run_id = parent_workflow_run_id
+        self.parent_task_run_id = parent_task_run_id
+        self.child_index = child_index
+        self.child_key = child_key
+
+
+class Context:
+    """The second argument of a task function."""
+
+    def __init__(self, task: Task[Any, Any], run: RunData, link: ExecutionLink) -> None:
+        self._task = task
+        self._run = run
+        self._link = link
+        self._outputs: dict[str, Any] = {}
+        # Spawn counter for children triggered by this attempt (Hatchet's child_index).
+        self._spawn_index = 0
+
+    # -- identity ----------------------------------------------------------------
+
+    @property
+    def workflow_run_id(self) -> str:
+        return self._link.run_id
+
+    @property
+    def task_run_id(self) -> str:
+        return self._link.task_id
+
+    @property
+    def step_run_id(self) -> str:
+        """Deprecated alias of `task_run_id`."""
+        return self._link.task_id
+
+    @property
+    def task_name(self) -> str:
+        return self._task.name
+
+    @property
+    def workflow_name(self) -> str:
+        return self._run.workflow_name
+
+    @property
+    def workflow_id(self) -> str | None:
+        return None
+
+    @property
+    def workflow_version_id(self) -> str | None:
+        return None
+
+    @property
+    def parent_workflow_run_id(self) -> str | None:
+        return self._run.parent_workflow_run_id
+
+    @property
+    def child_index(self) -> int | None:
+        return self._run.child_index
+
+    @property
+    def child_key(self) -> str | None:
+        return self._run.child_key
+
+    @property
+    def retry_count(self) -> int:
+        return self._link.retry_count
+
+    @property
+    def attempt_number(self) -> int:
+        return self._link.retry_count + 1
+
+    @property
+    def max_attempts(self) -> int:
+        return self._task.max_attempts
+
+    @property
+    def priority(self) -> int:
+        return self._run.priority
+
+    @property
+    def additional_metadata(self) -> JSONMap:
+        return self._run.additional_metadata
+
+    @property
+    def lifespan(self) -> Any:
+        return self._link.lifespan
+
+    @property
+    def worker_id(self) -> str:
+        return self._link.worker_id
+
+    @property
+    def worker_labels(self) -> dict[str, str | int]:
+        return {}
+
+    @property
+    def filter_payload(self) -> JSONMap:
+        return {}
+
+    @property
+    def trigger_data(self) -> JSONMap:
+        return {}
+
+    @property
+    def was_triggered_by_event(self) -> bool:
+        return False
+
+    @property
+    def triggering_event_id(self) -> str | None:
+        return None
+
+    @property
+    def triggering_event_key(self) -> str | None:
+        return None
+
+    # -- input and parent outputs -----------------------------------------------
+
+    @property
+    def workflow_input(self) -> JSONMap:
+        """Deprecated: the raw input as a dict; use the task's `input` argument."""
+        data: JSONMap = json.loads(self._run.input_json or "{}")
+        return data
+
+    @property
+    def input(self) -> JSONMap:
+        """Deprecated: the raw input as a dict."""
+        return self.workflow_input
+
+    def task_output(self, task: Task[Any, R]) -> R:
+        """The output of parent `task`, validated into its declared return type."""
+        name = task.name
+        if name in self._outputs:
+            return self._outputs[name]  # type: ignore[no-any-return]
+        if name not in self._run.parent_outputs:
+            raise ValueError(f"Step output for '{name}' not found")
+        text = self._run.parent_outputs[name]
+        if self._is_skipped_text(text):
+            raise ValueError(f"{name} was skipped")
+        value = task.parse_output(text)
+        self._outputs[name] = value
+        return value
+
+    async def aio_task_output(self, task: Task[Any, R]) -> R:
+        """Deprecated async form of `task_output`."""
+        return self.task_output(task)
+
+    def was_skipped(self, task: Task[Any, Any]) -> bool:
+        return self._is_skipped_text(self._run.parent_outputs.get(task.name))
+
+    @staticmethod
+    def _is_skipped_text(text: str | None) -> bool:
+        if not text or '"skipped"' not in text:
+            return False
+        data = json.loads(text)
+        return isinstance(data, dict) and data.get("skipped") is True
+
+    @property
+    def task_run_errors(self) -> dict[str, str]:
+        """Serialized errors of the run's failed tasks (for on-failure tasks)."""
+        return {
+            name: TaskRunError.from_json(text).serialize()
+            for name, text in self._run.parent_errors.items()
+        }
+
+    def get_task_run_error(self, task: Task[Any, Any]) -> TaskRunError | None:
+        text = self._run.parent_errors.get(task.name)
+        return TaskRunError.from_json(text) if text else None
+
+    def fetch_task_run_error(self, task: Task[Any, Any]) -> str | None:
+        """Deprecated: the serialized error of `task`, if it failed."""
+        error = self.get_task_run_error(task)
+        return error.serialize() if error else None
+
+    # -- effects ---------------------------------------------------------------
+
+    def log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
+        """Store a log line with this task run (see `hatchet.logs.list`)."""
+        message = line if isinstance(line, str) else json.dumps(line, default=str)
+        self._link.log(message, "INFO")
+
+    async def aio_log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
+        self.log(line, raise_on_error)
+
+    def put_stream(self, data: str | bytes) -> None:
+        self._link.put_stream(data.decode() if isinstance(data, bytes) else data)
+
+    async def aio_put_stream(self, data: str | bytes) -> None:
+        self.put_stream(data)
+
+    def refresh_timeout(self, increment_by: Duration) -> None:
+        """Add `increment_by` to this attempt's execution deadline."""
+        self._link.refresh_timeout(to_timedelta(increment_by, "increment_by").total_seconds())
+
+    async def aio_refresh_timeout(self, increment_by: Duration) -> None:
+        self.refresh_timeout(increment_by)
+
+    def release_slot(self) -> None:
+        """Free this task's worker slot; the task keeps running."""
+        self._link.release_slot()
+
+    async def aio_release_slot(self) -> None:
+        self.release_slot()
+
+    def cancel(self) -> None:
+        """Cancel this task run; the engine then stops the task."""
+        self._link.request_cancel()
+
+    async def aio_cancel(self) -> None:
+        self.cancel()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._link.cancelled
+
+    @property
+    def exit_flag(self) -> bool:
+        """Deprecated: whether this task was cancelled."""
+        return self._link.cancelled
+
+    def done(self) -> bool:
+        """Deprecated: whether this task was cancelled."""
+        warnings.warn("ctx.done() is deprecated, use ctx.is_cancelled", DeprecationWarning,
+                      stacklevel=2)
+        return self._link.cancelled
+
+    def next_spawn_index(self) -> int:
+        index = self._spawn_index
+        self._spawn_index += 1
+        return index
+
+
+class _MockLink:
+    """The engine stand-in behind `Task.mock_run`."""
+
+    def __init__(self, retry_count: int, lifespan: Any) -> None:
+        self.task_id = "mock-task-run"
+        self.run_id = "mock-workflow-run"
+        self.retry_count = retry_count
+        self.worker_id = "mock-worker"
+        self.worker_name = "mock-worker"
+        self.lifespan = lifespan
+        self.cancelled = False
+        self.logs: list[str] = []
+
+    def log(self, message: str, level: str) -> None:
+        self.logs.append(message)
+
+    def request_cancel(self) -> None:
+        self.cancelled = True
+
+    def refresh_timeout(self, seconds: float) -> None:
+        pass
+
+    def release_slot(self) -> None:
+        pass
+
+    def put_stream(self, data: str) -> None:
+        pass
+
+
+def mock_context(
+    task: Task[Any, Any],
+    *,
+    additional_metadata: JSONMap,
+    parent_outputs: dict[str, JSONMap],
+    retry_count: int,
+    lifespan: Any,
+) -> Context:
+    from hatchlite.durable import DurableContext
+
+    run = RunData(
+        workflow_name=task.workflow.name,
+        input_json="{}",
+        additional_metadata=additional_metadata,
+        priority=1,
+        parent_outputs={k: json.dumps(v) for k, v in parent_outputs.items()},
+        parent_errors={},
+    )
+    cls = DurableContext if task.is_durable else Context
+    return cls(task, run, _MockLink(retry_count, lifespan))

@@ -1,0 +1,428 @@
+"""The engine: one per database per process. Its loop is a step function — wait for
+work, then `_tick`: one store transaction that records finished attempts, expires
+deadlines and claims ready tasks for the local workers — and starts what it claimed.
+
+The database is the truth; this object only caches what is running here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from hatchlite.clock import Clock
+from hatchlite.exceptions import EngineClosedError, RunNotFoundError
+from hatchlite.scheduler.execution import Execution
+from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
+from hatchlite.store import LogLine, NewRun, Outcome, RunResult, Store, TriggerResult
+from hatchlite.store.records import TERMINAL, ClaimedTask
+
+if TYPE_CHECKING:
+    from hatchlite.runnables import BaseWorkflow
+
+logger = logging.getLogger("hatchlite")
+
+# Seconds between checks for other processes' commits, while busy and while idle.
+POLL_ACTIVE = 0.001
+POLL_IDLE = 0.01
+ACTIVE_WINDOW = 1.0
+
+
+class Engine:
+    def __init__(self, path: str, *, clock: Clock, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.clock = clock
+        self.store = Store(path, synchronous=synchronous)
+        self.defined: dict[str, BaseWorkflow[Any]] = {}
+        self.workers: list[LocalWorker] = []
+        self.implicit_worker: LocalWorker | None = None
+        self.explicit_worker_started = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+        self._closed = False
+        self._start_lock: asyncio.Lock | None = None
+        self._outcomes: list[Outcome] = []
+        self._logs: list[LogLine] = []
+        self._executions: dict[str, Execution] = {}
+        self._timeouts: list[tuple[float, int, Execution]] = []
+        self._timeout_seq = itertools.count()
+        self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
+        self._store_deadline: float | None = None
+        self._wake: asyncio.Event | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._data_version: int | None = None
+        self._last_activity = 0.0
+        self._registered: dict[str, object] = {}
+        self.streams: dict[str, list[str]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def ensure_started(self) -> None:
+        if self._started:
+            return
+        if self._closed:
+            raise EngineClosedError(f"the engine for {self.path} was closed")
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            self.loop = asyncio.get_running_loop()
+            await self.loop.run_in_executor(None, self.store.open)
+            self._wake = asyncio.Event()
+            self._data_version = await self.store.data_version()
+            self.clock.subscribe(self.wake_threadsafe)
+            self._main = self.loop.create_task(self._run(), name=f"hatchlite-engine:{self.path}")
+            self._started = True
+
+    async def close(self) -> None:
+        """Stop workers, write what finished, and close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        for worker in list(self.workers):
+            worker.accepting = False
+        for execution in list(self._executions.values()):
+            execution.abort()
+        for execution in list(self._executions.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(execution.wait(), 1.0)
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._main
+        with contextlib.suppress(Exception):
+            await self._step(external=False, claim=False)
+        self.clock.unsubscribe(self.wake_threadsafe)
+        for worker in self.workers:
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(EngineClosedError(f"engine for {self.path} closed"))
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        self.threadsafe(self.wake)
+
+    def threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` on the engine loop, from whichever thread we are on."""
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn, *args)
+
+    # -- definitions and workers -------------------------------------------------
+
+    def define(self, workflow: BaseWorkflow[Any]) -> None:
+        self.defined[workflow.name] = workflow
+
+    async def register(self, workflows: Iterable[BaseWorkflow[Any]]) -> None:
+        """Write the shapes of `workflows` to the database (once per change)."""
+        items = []
+        for wf in workflows:
+            shape = wf.shape()
+            if self._registered.get(wf.name) is not shape:
+                items.append((shape, wf.config.description, wf.config.version))
+                self.defined.setdefault(wf.name, wf)
+        if items:
+            await self.store.register_workflows(items, self.clock.time())
+            for shape, _, _ in items:
+                self._registered[shape.name] = shape
+
+    async def add_worker(self, worker: LocalWorker) -> None:
+        await self.ensure_started()
+        if worker.workflows is not None:
+            for wf in worker.workflows:
+                self.defined[wf.name] = wf
+            await self.register(worker.workflows)
+            self.explicit_worker_started = True
+            if self.implicit_worker is not None:
+                self.implicit_worker.accepting = False
+        self.workers.append(worker)
+        self.wake()
+
+    async def remove_worker(self, worker: LocalWorker, grace: float | None = None) -> None:
+        """Stop taking tasks on `worker`; wait for its running tasks (up to `grace` s)."""
+        worker.accepting = False
+        running = [e.wait() for e in worker.running.values()]
+        if running:
+            done, pending = await asyncio.wait(
+                [asyncio.ensure_future(r) for r in running], timeout=grace
+            )
+            for execution in list(worker.running.values()):
+                execution.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.executor.shutdown(wait=False, cancel_futures=True)
+        await self.flush()
+
+    async def ensure_implicit_worker(self) -> None:
+        """The script case: a process that triggers but started no worker runs its own."""
+        if self.explicit_worker_started or self.implicit_worker is not None:
+            return
+        worker = LocalWorker("hatchlite-implicit", None, DEFAULT_SLOTS, DEFAULT_DURABLE_SLOTS)
+        self.implicit_worker = worker
+        await self.add_worker(worker)
+
+    # -- runs ----------------------------------------------------------------------
+
+    async def trigger(self, workflows: list[BaseWorkflow[Any]], runs: list[NewRun]
+                      ) -> list[TriggerResult]:
+        await self.ensure_started()
+        await self.register(workflows)
+        results = await self.store.trigger(runs, self.clock.time())
+        self._last_activity = time.monotonic()
+        self.wake()
+        return results
+
+    def watch(self, run_id: str) -> asyncio.Future[RunResult]:
+        """A future that resolves with the run's result when it ends."""
+        assert self.loop is not None
+        future: asyncio.Future[RunResult] = self.loop.create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        future.add_done_callback(lambda f: self._unwatch(run_id, f))
+        return future
+
+    def _unwatch(self, run_id: str, future: asyncio.Future[RunResult]) -> None:
+        futures = self._waiters.get(run_id)
+        if futures is None:
+            return
+        with contextlib.suppress(ValueError):
+            futures.remove(future)
+        if not futures:
+            del self._waiters[run_id]
+
+    async def wait_existing(self, run_ids: list[str]) -> list[RunResult]:
+        """Wait for runs that may already have ended (ids from earlier triggers)."""
+        await self.ensure_started()
+        futures = [self.watch(run_id) for run_id in run_ids]
+        known = await self.store.results(list(dict.fromkeys(run_ids)))
+        missing = [run_id for run_id in run_ids if run_id not in known]
+        if missing:
+            for future in futures:
+                future.cancel()
+            raise RunNotFoundError(f"no workflow run with id {missing[0]!r}")
+        self._deliver({k: v for k, v in known.items() if v.status in TERMINAL})
+        return list(await asyncio.gather(*futures))
+
+    async def results(self, run_ids: list[str]) -> dict[str, RunResult]:
+        await self.ensure_started()
+        return await self.store.results(run_ids)
+
+    async def cancel(self, ids: list[str]) -> None:
+        await self.ensure_started()
+        finished, running = await self.store.cancel(ids, self.clock.time())
+        for task_id in running:
+            execution = self._executions.get(task_id)
+            if execution is not None:
+                execution.abort()
+        await self._fetch_and_deliver(list(finished))
+        self.wake()
+
+    def cancel_soon(self, ids: list[str]) -> None:
+        assert self.loop is not None
+        task = self.loop.create_task(self.cancel(ids))
+        task.add_done_callback(_log_failure)
+
+    def add_log(self, task_id: str, retry_count: int, level: str, message: str) -> None:
+        self._logs.append(LogLine(task_id, retry_count, level, message, self.clock.time()))
+        self.wake()
+
+    def add_stream_chunk(self, run_id: str, task_id: str, data: str) -> None:
+        self.streams.setdefault(run_id, []).append(data)
+
+    async def flush(self) -> None:
+        """Write buffered outcomes and logs now."""
+        await self._step(external=False, claim=False)
+
+    # -- executions --------------------------------------------------------------
+
+    def execution_done(self, execution: Execution, outcome: Outcome | None) -> None:
+        execution.worker.forget(execution)
+        self._executions.pop(execution.task_id, None)
+        if outcome is not None:
+            self._outcomes.append(outcome)
+        self.wake()
+
+    def refresh_timeout(self, execution: Execution, seconds: float) -> None:
+        if execution.timeout_at is None:
+            return
+        execution.timeout_at += seconds
+        heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
+        self.wake()
+
+    def _start(self, claimed: ClaimedTask, workers: dict[str, LocalWorker]) -> None:
+        worker = workers[claimed.worker_id]
+        workflow = self.defined.get(claimed.workflow_name)
+        task = None
+        if workflow is not None:
+            with contextlib.suppress(KeyError):
+                task = workflow.task_by_name(claimed.task_name)
+        if task is None:
+            logger.error("claimed task %s:%s is not defined in this process",
+                         claimed.workflow_name, claimed.task_name)
+            self._outcomes.append(Outcome(
+                claimed.task_id, claimed.run_id, claimed.workflow_name, claimed.task_name,
+                claimed.worker_id, claimed.retry_count, claimed.started_at, "FAILED",
+                error_json='{"exc_type":"HatchetError","message":"task is not defined in the '
+                           'worker that claimed it","trace":""}',
+            ))
+            return
+        execution = Execution(self, worker, claimed, task)
+        worker.take(execution)
+        self._executions[claimed.task_id] = execution
+        if execution.timeout_at is not None:
+            heapq.heappush(
+                self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution)
+            )
+        execution.start()
+
+    def _expire_timeouts(self, now: float) -> None:
+        heap = self._timeouts
+        while heap and heap[0][0] <= now:
+            deadline, _, execution = heapq.heappop(heap)
+            if execution.timeout_at != deadline or execution.task_id not in self._executions:
+                continue  # refreshed or already finished
+            execution.abort(timed_out=True)
+
+    def _next_timeout(self) -> float | None:
+        heap = self._timeouts
+        while heap:
+            deadline, _, execution = heap[0]
+            if execution.timeout_at == deadline and execution.task_id in self._executions:
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    # -- the loop ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            external = await self._wait_for_work()
+            try:
+                await self._step(external=external, claim=True)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                logger.exception("hatchlite engine step failed (%d in a row)", failures)
+                await asyncio.sleep(min(1.0, 0.01 * 2**failures))
+
+    async def _wait_for_work(self) -> bool:
+        """Sleep until woken, a deadline passes, or another process commits (True)."""
+        wake = self._wake
+        assert wake is not None
+        while True:
+            if wake.is_set():
+                wake.clear()
+                return False
+            deadline = self._store_deadline
+            timeout_at = self._next_timeout()
+            if timeout_at is not None and (deadline is None or timeout_at < deadline):
+                deadline = timeout_at
+            delay = self.clock.real_delay(deadline) if deadline is not None else None
+            if delay == 0.0:
+                return False
+            polling = bool(self.workers or self._waiters or self._executions)
+            timeout = delay
+            if polling:
+                recent = time.monotonic() - self._last_activity < ACTIVE_WINDOW
+                interval = POLL_ACTIVE if recent else POLL_IDLE
+                timeout = interval if timeout is None else min(timeout, interval)
+            if not self._executions and not self._outcomes:
+                self.clock.idle(deadline)
+                if wake.is_set():
+                    continue
+            try:
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            except TimeoutError:
+                if deadline is not None and self.clock.real_delay(deadline) == 0.0:
+                    return False
+                if polling:
+                    version = await self.store.data_version()
+                    if version != self._data_version:
+                        self._data_version = version
+                        self._last_activity = time.monotonic()
+                        return True
+
+    async def _step(self, *, external: bool, claim: bool) -> None:
+        now = self.clock.time()
+        self._expire_timeouts(now)
+        outcomes, self._outcomes = self._outcomes, []
+        logs, self._logs = self._logs, []
+        workers = {w.id: w for w in self.workers}
+        claims = []
+        if claim:
+            for worker in self.workers:
+                request = worker.claim_request(self.defined)
+                if request is not None and request.workflows:
+                    claims.append(request)
+        check_runs = list(self._waiters) if external and self._waiters else []
+        check_running = list(self._executions) if external and self._executions else []
+        try:
+            result = await self.store.tick(
+                now, outcomes, logs, claims, self._waiters, check_runs, check_running
+            )
+        except BaseException:
+            self._outcomes[:0] = outcomes
+            self._logs[:0] = logs
+            raise
+        if outcomes or result.claimed or result.finished_runs:
+            self._last_activity = time.monotonic()
+        self._store_deadline = result.next_deadline
+        for claimed in result.claimed:
+            self._start(claimed, workers)
+        for task_id in result.cancelled_running:
+            execution = self._executions.get(task_id)
+            if execution is not None:
+                execution.abort()
+        self._deliver(result.results)
+        late = [r for r in result.finished_runs if r in self._waiters and r not in result.results]
+        if late:
+            await self._fetch_and_deliver(late)
+
+    def _deliver(self, results: dict[str, RunResult]) -> None:
+        for run_id, result in results.items():
+            for future in list(self._waiters.get(run_id, ())):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _fetch_and_deliver(self, run_ids: list[str]) -> None:
+        wanted = [r for r in run_ids if r in self._waiters]
+        if wanted:
+            self._deliver(await self.store.results(wanted))
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("hatchlite background operation failed", exc_info=task.exception())

@@ -1,0 +1,203 @@
+"""One attempt of one task run on a local worker: the only place user task functions
+are called. Retry, timeout and cancellation all wrap the one call in `_invoke`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from hatchlite.context import Context, RunData, current_context
+from hatchlite.exceptions import NonRetryableException, TaskCancelledError, TaskRunError
+from hatchlite.store.records import ClaimedTask, Outcome
+from hatchlite.types import duration_expr
+
+if TYPE_CHECKING:
+    from hatchlite.dag import Task
+    from hatchlite.scheduler.engine import Engine
+    from hatchlite.scheduler.workers import LocalWorker
+
+logger = logging.getLogger("hatchlite")
+
+
+class _InvalidInput(Exception):
+    """The stored input no longer validates (the input model changed since the trigger)."""
+
+
+class Execution:
+    """A claimed task attempt running in this process."""
+
+    def __init__(
+        self, engine: Engine, worker: LocalWorker, claimed: ClaimedTask, task: Task[Any, Any]
+    ) -> None:
+        self.engine = engine
+        self.worker = worker
+        self.claimed = claimed
+        self.task = task
+        self.task_id = claimed.task_id
+        self.run_id = claimed.run_id
+        self.retry_count = claimed.retry_count
+        self.worker_id = worker.id
+        self.worker_name = worker.name
+        self.lifespan = worker.lifespan_value
+        self.timeout_at = claimed.timeout_at
+        self.cancelled = False
+        self.timed_out = False
+        self.slot_held = True
+        self._aio_task: asyncio.Task[None] | None = None
+
+    # -- engine side ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._aio_task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"hatchlite:{self.task.workflow.name}:{self.task.name}"
+        )
+
+    def abort(self, *, timed_out: bool = False) -> None:
+        """Stop the attempt: a cancel (run or task cancelled) or a timeout."""
+        if timed_out:
+            self.timed_out = True
+        else:
+            self.cancelled = True
+        if self._aio_task is not None and not self._aio_task.done():
+            self._aio_task.cancel()
+
+    async def wait(self) -> None:
+        if self._aio_task is not None:
+            await asyncio.wait([self._aio_task])
+
+    # -- ExecutionLink (called by Context, possibly from a worker thread) -----------
+
+    def log(self, message: str, level: str) -> None:
+        self.engine.threadsafe(self.engine.add_log, self.task_id, self.retry_count, level,
+                               message)
+
+    def request_cancel(self) -> None:
+        self.cancelled = True
+        self.engine.threadsafe(self.engine.cancel_soon, [self.task_id])
+
+    def refresh_timeout(self, seconds: float) -> None:
+        self.engine.threadsafe(self.engine.refresh_timeout, self, seconds)
+
+    def release_slot(self) -> None:
+        self.engine.threadsafe(self.worker.release, self)
+
+    def put_stream(self, data: str) -> None:
+        self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
+
+    # -- the attempt -------------------------------------------------------------
+
+    def make_context(self) -> Context:
+        claimed = self.claimed
+        run = RunData(
+            workflow_name=claimed.workflow_name,
+            input_json=claimed.input_json,
+            additional_metadata=json.loads(claimed.metadata_json),
+            priority=claimed.priority,
+            parent_outputs=claimed.parent_outputs,
+            parent_errors=claimed.parent_errors,
+            parent_workflow_run_id=claimed.parent_workflow_run_id,
+            parent_task_run_id=claimed.parent_task_run_id,
+            child_index=claimed.child_index,
+            child_key=claimed.child_key,
+        )
+        if self.task.is_durable:
+            from hatchlite.durable import DurableContext
+
+            return DurableContext(self.task, run, self)
+        return Context(self.task, run, self)
+
+    async def _invoke(self, ctx: Context) -> Any:
+        task = self.task
+        try:
+            value = task.workflow.parse_input(self.claimed.input_json)
+        except ValidationError as exc:
+            raise _InvalidInput(
+                f"input of workflow {task.workflow.name!r} does not validate: {exc}"
+            ) from exc
+        current_context.set(ctx)
+        if task.is_async_function:
+            return await task.fn(value, ctx)
+        call_context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.worker.executor, call_context.run, task.fn, value, ctx
+        )
+
+    async def _run(self) -> None:
+        outcome: Outcome | None = None
+        try:
+            ctx = self.make_context()
+            try:
+                value = await self._invoke(ctx)
+                output_json = self.task.dump_output(value)
+            except asyncio.CancelledError:
+                if not (self.timed_out or self.cancelled):
+                    raise  # the engine is shutting down: the attempt stays with its lease
+                outcome = self._interrupted()
+            except TaskCancelledError:
+                outcome = self._interrupted()
+            except _InvalidInput as exc:
+                outcome = self._failed(exc, retryable=False)
+            except NonRetryableException as exc:
+                outcome = self._failed(exc, retryable=False)
+            except Exception as exc:
+                outcome = self._failed(exc, retryable=True)
+            else:
+                if self.cancelled:
+                    outcome = self._interrupted()
+                elif self.timed_out:
+                    outcome = self._interrupted()
+                else:
+                    outcome = self._outcome("COMPLETED", output_json=output_json)
+        finally:
+            self.engine.execution_done(self, outcome)
+
+    def _outcome(self, status: str, **fields: Any) -> Outcome:
+        claimed = self.claimed
+        return Outcome(
+            task_id=claimed.task_id,
+            run_id=claimed.run_id,
+            workflow_name=claimed.workflow_name,
+            task_name=claimed.task_name,
+            worker_id=claimed.worker_id,
+            retry_count=claimed.retry_count,
+            started_at=claimed.started_at,
+            status=status,
+            **fields,
+        )
+
+    def _interrupted(self) -> Outcome:
+        if self.timed_out and not self.cancelled:
+            error = TaskRunError(
+                f"Task exceeded timeout of {duration_expr(self.task.execution_timeout)}",
+                "HatchetError",
+                "",
+                self.task_id,
+            )
+            return self._with_retry(error, retryable=True, attempt_status="TIMED_OUT")
+        return self._outcome("CANCELLED", attempt_status="CANCELLED")
+
+    def _failed(self, exc: BaseException, *, retryable: bool) -> Outcome:
+        if not isinstance(exc, NonRetryableException | _InvalidInput):
+            logger.warning(
+                "task %s:%s attempt %d failed: %s: %s", self.task.workflow.name,
+                self.task.name, self.retry_count + 1, type(exc).__name__, exc,
+            )
+        return self._with_retry(TaskRunError.from_exception(exc, self.task_id), retryable=retryable)
+
+    def _with_retry(
+        self, error: TaskRunError, *, retryable: bool, attempt_status: str = "FAILED"
+    ) -> Outcome:
+        next_retry = self.retry_count + 1
+        if retryable and next_retry < self.task.max_attempts:
+            retry_at = self.engine.clock.time() + self.task.backoff_seconds(next_retry)
+            return self._outcome(
+                "FAILED", error_json=error.to_json(), retry_at=retry_at,
+                attempt_status=attempt_status,
+            )
+        return self._outcome("FAILED", error_json=error.to_json(), attempt_status=attempt_status)

@@ -1,0 +1,89 @@
+"""A worker as the engine sees it: which workflows it serves and its slot pool."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from hatchlite.store.records import ClaimRequest
+
+if TYPE_CHECKING:
+    from hatchlite.runnables import BaseWorkflow
+    from hatchlite.scheduler.execution import Execution
+
+DEFAULT_SLOTS = 100
+DEFAULT_DURABLE_SLOTS = 1000
+
+
+class LocalWorker:
+    """Slots of one worker in this process. `workflows=None` serves every workflow the
+    process defines (the implicit worker)."""
+
+    def __init__(
+        self,
+        name: str,
+        workflows: list[BaseWorkflow[Any]] | None,
+        slots: int,
+        durable_slots: int,
+        labels: dict[str, str | int] | None = None,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.name = name
+        self.workflows = workflows
+        self.slots = slots
+        self.durable_slots = durable_slots
+        self.labels = dict(labels or {})
+        self.used = 0
+        self.used_durable = 0
+        self.accepting = True
+        self.lifespan_value: Any = None
+        self.running: dict[str, Execution] = {}
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(1, slots), thread_name_prefix=f"hatchlite-{name}"
+        )
+        self.tasks_done = 0
+
+    @property
+    def implicit(self) -> bool:
+        return self.workflows is None
+
+    def served(self, defined: dict[str, BaseWorkflow[Any]]) -> tuple[str, ...]:
+        if self.workflows is None:
+            return tuple(defined)
+        return tuple(wf.name for wf in self.workflows)
+
+    def claim_request(self, defined: dict[str, BaseWorkflow[Any]]) -> ClaimRequest | None:
+        if not self.accepting:
+            return None
+        free = self.slots - self.used
+        free_durable = self.durable_slots - self.used_durable
+        if free <= 0 and free_durable <= 0:
+            return None
+        return ClaimRequest(self.id, self.served(defined), max(0, free), max(0, free_durable))
+
+    def take(self, execution: Execution) -> None:
+        self.running[execution.task_id] = execution
+        if execution.task.is_durable:
+            self.used_durable += 1
+        else:
+            self.used += execution.task.slot_cost
+
+    def release(self, execution: Execution) -> None:
+        """Give back the execution's slot (once), when it ends or calls release_slot()."""
+        if not execution.slot_held:
+            return
+        execution.slot_held = False
+        if execution.task.is_durable:
+            self.used_durable -= 1
+        else:
+            self.used -= execution.task.slot_cost
+
+    def forget(self, execution: Execution) -> None:
+        self.release(execution)
+        self.running.pop(execution.task_id, None)
+        self.tasks_done += 1
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)

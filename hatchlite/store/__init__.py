@@ -1,0 +1,154 @@
+"""The store: every SQL statement hatchlite runs, grouped by aggregate.
+
+`Store` is the only public face; its async methods each become one job on the
+database thread (see `db.py`), so concurrent callers share transactions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Container
+
+from hatchlite.store import runs as _runs
+from hatchlite.store import tasks as _tasks
+from hatchlite.store.db import Database, DatabaseLockedError
+from hatchlite.store.records import (
+    ClaimedTask,
+    ClaimRequest,
+    LogLine,
+    NewRun,
+    Outcome,
+    RunResult,
+    TaskShape,
+    TickResult,
+    TriggerResult,
+    WorkflowShape,
+)
+from hatchlite.store.shapes import ShapeCache, UnknownWorkflowError
+
+__all__ = [
+    "ClaimRequest",
+    "ClaimedTask",
+    "DatabaseLockedError",
+    "LogLine",
+    "NewRun",
+    "Outcome",
+    "RunResult",
+    "Store",
+    "TaskShape",
+    "TickResult",
+    "TriggerResult",
+    "UnknownWorkflowError",
+    "WorkflowShape",
+]
+
+
+class Store:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.db = Database(path, synchronous=synchronous)
+        self.shapes = ShapeCache()
+
+    def open(self) -> None:
+        self.db.open()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- workflows -------------------------------------------------------------
+
+    async def register_workflows(
+        self, items: list[tuple[WorkflowShape, str | None, str | None]], now: float
+    ) -> None:
+        """Record (shape, description, version) of workflows this process defines."""
+        pending = [
+            (shape, text, desc, version)
+            for shape, desc, version in items
+            if (text := self.shapes.needs_register(shape)) is not None
+        ]
+        if not pending:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            for shape, text, desc, version in pending:
+                self.shapes.register_txn(conn, shape, text, desc, version, now)
+
+        await self.db.run(job)
+
+    # -- runs ------------------------------------------------------------------
+
+    async def trigger(self, runs: list[NewRun], now: float) -> list[TriggerResult]:
+        return await self.db.run(lambda conn: _runs.trigger_txn(conn, runs, self.shapes, now))
+
+    async def cancel(self, ids: list[str], now: float) -> tuple[dict[str, str], list[str]]:
+        return await self.db.run(lambda conn: _runs.cancel_txn(conn, ids, self.shapes, now))
+
+    async def results(self, run_ids: list[str]) -> dict[str, RunResult]:
+        return await self.db.run(lambda conn: _runs.results_txn(conn, run_ids), write=False)
+
+    async def run_data(self, run_id: str) -> tuple[str, str] | None:
+        """(input JSON, additional_metadata JSON) of a run."""
+
+        def job(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row = conn.execute(
+                "SELECT input, additional_metadata FROM workflow_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        return await self.db.run(job, write=False)
+
+    async def terminal_among(self, run_ids: list[str]) -> dict[str, str]:
+        return await self.db.run(lambda conn: _runs.terminal_among(conn, run_ids), write=False)
+
+    # -- the scheduler's step ----------------------------------------------------
+
+    async def tick(
+        self,
+        now: float,
+        outcomes: list[Outcome],
+        logs: list[LogLine],
+        claims: list[ClaimRequest],
+        watched: Container[str] = (),
+        check_runs: list[str] | None = None,
+        check_running: list[str] | None = None,
+    ) -> TickResult:
+        """One scheduler step in one transaction: record finished attempts and logs,
+        cancel tasks past their schedule timeout, claim ready tasks for each worker.
+
+        Results are returned for runs that ended and are in `watched`, and for runs of
+        `check_runs` that ended (by another process); `check_running` are task ids
+        running here, of which those cancelled elsewhere are returned.
+        """
+
+        def job(conn: sqlite3.Connection) -> TickResult:
+            settler = _tasks.Settler(conn, self.shapes, now)
+            for outcome in outcomes:
+                settler.finish(outcome)
+            _tasks.expire_schedule_timeouts(settler)
+            settler.close()
+            _tasks.insert_logs(conn, logs)
+            claimed: list[ClaimedTask] = []
+            for request in claims:
+                claimed.extend(_tasks.claim_txn(conn, request, self.shapes, now))
+            finished = settler.finished_runs
+            wanted = [run_id for run_id in finished if run_id in watched]
+            if check_runs:
+                wanted.extend(_runs.terminal_among(conn, check_runs))
+            cancelled = _tasks.cancelled_among(conn, check_running) if check_running else []
+            return TickResult(
+                claimed=claimed,
+                finished_runs=finished,
+                cancelled_running=cancelled,
+                next_deadline=_tasks.next_deadline(conn, now),
+                results=_runs.results_txn(conn, wanted) if wanted else {},
+            )
+
+        return await self.db.run(job)
+
+    async def data_version(self) -> int:
+        """Changes whenever another connection commits to the database."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        return await self.db.run(job, write=False)

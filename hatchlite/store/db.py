@@ -1,0 +1,366 @@
+"""The database thread: one SQLite connection, every statement, group commit.
+
+All work reaches SQLite as a *job*: a function of the connection run on this
+module's thread. Jobs that arrive while a batch is being written wait and are
+then written together in one transaction (group commit), each inside its own
+savepoint so one failing job rolls back alone. Read-only jobs take no write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hatchlite.exceptions import DatabaseError
+from hatchlite.store.schema import APP_ID, LATEST_VERSION, MIGRATIONS
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+_STOP = object()
+# How long a batch keeps retrying when another process holds the write lock.
+LOCK_WAIT_SECONDS = 60.0
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process held the database's write lock for too long."""
+
+
+class _Pending:
+    __slots__ = ("fn", "future", "loop", "write")
+
+    def __init__(
+        self,
+        fn: Job,
+        write: bool,
+        future: asyncio.Future[Any] | concurrent.futures.Future[Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.fn = fn
+        self.write = write
+        self.future = future
+        self.loop = loop
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text
+
+
+class Database:
+    """A SQLite file (or `:memory:`) served by one thread."""
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"invalid synchronous setting {synchronous!r}")
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self.batches = 0  # number of transactions written, for benchmarks
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, check the file is ours, migrate it, and start the thread."""
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name=f"hatchlite-db:{self.path}", daemon=True
+        )
+        self._thread.start()
+        ready.result()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+    # -- submitting work ---------------------------------------------------------
+
+    def submit(self, fn: Job, *, write: bool = True) -> asyncio.Future[Any]:
+        """Run `fn(conn)` on the database thread; await the returned future for its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            future.set_exception(DatabaseError(f"database {self.path} is closed"))
+            return future
+        self._queue.put(_Pending(fn, write, future, loop))
+        return future
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        result: T = await self.submit(fn, write=write)
+        return result
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        """Blocking form of `run`, for threads that are not the engine's loop."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if self._closed:
+            raise DatabaseError(f"database {self.path} is closed")
+        self._queue.put(_Pending(fn, write, future, None))
+        return future.result()
+
+    # -- the thread ------------------------------------------------------------
+
+    def _serve(self, ready: concurrent.futures.Future[None]) -> None:
+        try:
+            self._conn = _connect(self.path, self.synchronous)
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        conn = self._conn
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                batch = [item]
+                stop = False
+                while True:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    break
+        finally:
+            self._fail_leftovers()
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+
+    def _fail_leftovers(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Pending):
+                _resolve_one(item, None, DatabaseError(f"database {self.path} was closed"))
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                outcomes = self._write_batch(conn, batch)
+                break
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                    continue
+                error: BaseException = (
+                    DatabaseLockedError(
+                        f"database {self.path} stayed locked by another process for "
+                        f"{LOCK_WAIT_SECONDS:.0f}s"
+                    )
+                    if _is_busy(exc)
+                    else _translate(exc, self.path)
+                )
+                outcomes = [(item, None, error) for item in batch]
+                break
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                outcomes = [(item, None, _translate(exc, self.path)) for item in batch]
+                break
+        self.batches += 1
+        _resolve_all(outcomes)
+
+    def _write_batch(
+        self, conn: sqlite3.Connection, batch: list[_Pending]
+    ) -> list[tuple[_Pending, Any, BaseException | None]]:
+        writes = sum(1 for item in batch if item.write)
+        use_savepoints = writes > 1
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        for item in batch:
+            if item.write and not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+            if use_savepoints and item.write:
+                conn.execute("SAVEPOINT job")
+            try:
+                result = item.fn(conn)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise  # the whole batch waits and retries
+                outcomes.append((item, None, _translate(exc, self.path)))
+                self._undo_job(conn, item, use_savepoints)
+            except Exception as exc:
+                outcomes.append((item, None, exc))
+                self._undo_job(conn, item, use_savepoints)
+            else:
+                outcomes.append((item, result, None))
+                if use_savepoints and item.write:
+                    conn.execute("RELEASE job")
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        return outcomes
+
+    @staticmethod
+    def _undo_job(conn: sqlite3.Connection, item: _Pending, use_savepoints: bool) -> None:
+        if not item.write or not conn.in_transaction:
+            return
+        if use_savepoints:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+        else:
+            conn.execute("ROLLBACK")
+
+
+def _resolve_one(item: _Pending, result: Any, error: BaseException | None) -> None:
+    future = item.future
+    if isinstance(future, concurrent.futures.Future):
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+        return
+    loop = item.loop
+    assert loop is not None
+    with contextlib.suppress(RuntimeError):  # the loop is already closed
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _resolve_all(outcomes: list[tuple[_Pending, Any, BaseException | None]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
+    for item, result, error in outcomes:
+        if item.loop is None:
+            _resolve_one(item, result, error)
+        else:
+            by_loop.setdefault(item.loop, []).append((item.future, result, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_many, settled)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _settle_many(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
+
+
+def _translate(exc: sqlite3.Error, path: str) -> BaseException:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return DatabaseError(f"database {path} is read-only: {text}")
+    if "malformed" in text or "not a database" in text:
+        return DatabaseError(f"database {path} is corrupt or not a SQLite database: {text}")
+    return exc
+
+
+# -- opening and migrating ---------------------------------------------------------
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    if path != ":memory:" and not path.startswith("file:"):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise DatabaseError(f"cannot open database {path}: folder {folder} does not exist")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise DatabaseError(f"database {path} is read-only (no write permission)")
+        if not os.path.exists(path) and not os.access(folder, os.W_OK):
+            raise DatabaseError(f"cannot create database {path}: folder {folder} is read-only")
+    try:
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=512,
+            uri=path.startswith("file:"),
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+    try:
+        # Short: a busy batch is retried by `_run_batch` with short sleeps, which keeps
+        # cross-process latency low where SQLite's own busy handler would back off.
+        conn.execute("PRAGMA busy_timeout = 20")
+        _check_ours(conn, path)
+        if path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise DatabaseError(f"database {path} cannot use WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -32000")
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        translated = _translate(exc, path)
+        if isinstance(translated, DatabaseError):
+            raise translated from exc
+        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_ours(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file that is not a hatchlite database, before writing anything to it."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if not tables and version == 0:
+        return  # a new, empty database
+    if "hatchlite_meta" not in tables:
+        raise DatabaseError(
+            f"{path} is a SQLite database but not a hatchlite database "
+            f"(it has tables {sorted(tables)[:5]}); refusing to touch it"
+        )
+    row = conn.execute("SELECT value FROM hatchlite_meta WHERE key = 'app'").fetchone()
+    if row is None or row[0] != APP_ID:
+        raise DatabaseError(f"{path} is not a hatchlite database; refusing to touch it")
+    if version > LATEST_VERSION:
+        raise DatabaseError(
+            f"{path} was written by a newer hatchlite (schema version {version}; this "
+            f"version knows up to {LATEST_VERSION}); upgrade hatchlite to open it"
+        )
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == LATEST_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target, statements in MIGRATIONS:
+            if target <= version:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

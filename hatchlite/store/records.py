@@ -1,0 +1,196 @@
+"""Plain data passed between the scheduler and the store (no user functions here)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+ACTIVE = ("PENDING", "QUEUED", "RUNNING", "WAITING")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskShape:
+    """What the store needs to know about one task of a workflow."""
+
+    name: str
+    parents: tuple[str, ...]
+    children: tuple[str, ...]
+    descendants: tuple[str, ...]
+    schedule_timeout: float
+    execution_timeout: float
+    slot_cost: int
+    is_durable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowShape:
+    """The DAG of a workflow as data: task shapes in definition order."""
+
+    name: str
+    tasks: dict[str, TaskShape]
+    on_failure: TaskShape | None
+    is_dag: bool
+
+    def task(self, name: str) -> TaskShape:
+        shape = self.tasks.get(name)
+        if shape is None and self.on_failure is not None and self.on_failure.name == name:
+            return self.on_failure
+        if shape is None:
+            raise KeyError(f"workflow {self.name!r} has no task {name!r}")
+        return shape
+
+
+@dataclass(slots=True)
+class NewRun:
+    """One workflow run to create."""
+
+    run_id: str
+    workflow_name: str
+    input_json: str
+    metadata_json: str
+    priority: int
+    task_ids: dict[str, str]
+    parent_workflow_run_id: str | None = None
+    parent_task_run_id: str | None = None
+    child_index: int | None = None
+    child_key: str | None = None
+    trigger_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerResult:
+    run_id: str
+    existed: bool
+    status: str
+
+
+@dataclass(slots=True)
+class ClaimRequest:
+    worker_id: str
+    workflows: tuple[str, ...]
+    free_slots: int
+    free_durable_slots: int
+
+
+@dataclass(slots=True)
+class ClaimedTask:
+    task_id: str
+    run_id: str
+    workflow_name: str
+    task_name: str
+    retry_count: int
+    priority: int
+    input_json: str
+    metadata_json: str
+    timeout_at: float | None
+    worker_id: str
+    started_at: float
+    parent_outputs: dict[str, str | None] = field(default_factory=dict)
+    parent_errors: dict[str, str] = field(default_factory=dict)
+    parent_workflow_run_id: str | None = None
+    parent_task_run_id: str | None = None
+    child_index: int | None = None
+    child_key: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt ended, as the scheduler decided it."""
+
+    task_id: str
+    run_id: str
+    workflow_name: str
+    task_name: str
+    worker_id: str
+    retry_count: int
+    started_at: float
+    status: str  # COMPLETED, FAILED or CANCELLED
+    output_json: str | None = None
+    error_json: str | None = None
+    retry_at: float | None = None  # set: re-queue for another attempt at this instant
+    attempt_status: str | None = None  # what the attempt row says, when not `status`
+
+
+@dataclass(slots=True)
+class LogLine:
+    task_id: str
+    retry_count: int
+    level: str
+    message: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class TickResult:
+    claimed: list[ClaimedTask]
+    finished_runs: dict[str, str]  # run id -> final status
+    cancelled_running: list[str]  # running task ids found cancelled by another process
+    next_deadline: float | None
+    results: dict[str, RunResult]  # results of watched runs that ended
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    task_id: str
+    task_name: str
+    status: str
+    output_json: str | None
+    error_json: str | None
+    retry_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    workflow_name: str
+    status: str
+    is_dag: bool
+    tasks: list[TaskRow]
+
+
+def shape_to_json(shape: WorkflowShape) -> str:
+    def task(t: TaskShape) -> dict[str, object]:
+        return {
+            "name": t.name,
+            "parents": list(t.parents),
+            "children": list(t.children),
+            "descendants": list(t.descendants),
+            "schedule_timeout": t.schedule_timeout,
+            "execution_timeout": t.execution_timeout,
+            "slot_cost": t.slot_cost,
+            "is_durable": t.is_durable,
+        }
+
+    return json.dumps(
+        {
+            "name": shape.name,
+            "tasks": [task(t) for t in shape.tasks.values()],
+            "on_failure": task(shape.on_failure) if shape.on_failure else None,
+            "is_dag": shape.is_dag,
+        }
+    )
+
+
+def shape_from_json(text: str) -> WorkflowShape:
+    data = json.loads(text)
+
+    def task(d: dict[str, Any]) -> TaskShape:
+        return TaskShape(
+            name=d["name"],
+            parents=tuple(d["parents"]),
+            children=tuple(d["children"]),
+            descendants=tuple(d["descendants"]),
+            schedule_timeout=float(d["schedule_timeout"]),
+            execution_timeout=float(d["execution_timeout"]),
+            slot_cost=int(d["slot_cost"]),
+            is_durable=bool(d["is_durable"]),
+        )
+
+    return WorkflowShape(
+        name=data["name"],
+        tasks={t["name"]: task(t) for t in data["tasks"]},
+        on_failure=task(data["on_failure"]) if data["on_failure"] else None,
+        is_dag=bool(data["is_dag"]),
+    )

@@ -1,0 +1,179 @@
+"""Workflow runs: create, cancel, read results."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hatchlite.store.records import (
+    ACTIVE,
+    TERMINAL,
+    NewRun,
+    RunResult,
+    TaskRow,
+    TriggerResult,
+)
+from hatchlite.store.shapes import ShapeCache
+from hatchlite.store.tasks import Settler, chunks, marks
+
+
+def trigger_txn(
+    conn: sqlite3.Connection, runs: list[NewRun], shapes: ShapeCache, now: float
+) -> list[TriggerResult]:
+    """Insert runs and their task rows: roots QUEUED, the rest PENDING on their parents.
+
+    A child run whose identity (parent task, child key or index) already exists is not
+    created again; its existing id is returned instead.
+    """
+    results: list[TriggerResult] = []
+    run_rows: list[tuple[object, ...]] = []
+    task_rows: list[tuple[object, ...]] = []
+    for run in runs:
+        shape = shapes.get(conn, run.workflow_name)
+        row = (
+            run.run_id,
+            run.workflow_name,
+            int(shape.is_dag),
+            run.input_json,
+            run.metadata_json,
+            run.priority,
+            run.parent_workflow_run_id,
+            run.parent_task_run_id,
+            run.child_index,
+            run.child_key,
+            run.trigger_key,
+            now,
+        )
+        if run.parent_task_run_id is not None:
+            cur = conn.execute(_INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1), row)
+            if not cur.rowcount:
+                existing = conn.execute(
+                    """SELECT id, status FROM workflow_runs WHERE parent_task_run_id = ?
+                       AND coalesce(child_key, 'index:' || child_index) = ?""",
+                    (
+                        run.parent_task_run_id,
+                        run.child_key if run.child_key is not None else f"index:{run.child_index}",
+                    ),
+                ).fetchone()
+                results.append(TriggerResult(existing[0], True, existing[1]))
+                continue
+        else:
+            run_rows.append(row)
+        for task in shape.tasks.values():
+            root = not task.parents
+            task_rows.append(
+                (
+                    run.task_ids[task.name],
+                    run.run_id,
+                    run.workflow_name,
+                    task.name,
+                    "QUEUED" if root else "PENDING",
+                    len(task.parents),
+                    run.priority,
+                    now,
+                    now + task.schedule_timeout if root else None,
+                    now,
+                    now if root else None,
+                )
+            )
+        results.append(TriggerResult(run.run_id, False, "QUEUED"))
+    if run_rows:
+        conn.executemany(_INSERT_RUN, run_rows)
+    conn.executemany(
+        """INSERT INTO task_runs (id, workflow_run_id, workflow_name, task_name, status,
+               parents_left, priority, available_at, schedule_deadline, created_at, queued_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        task_rows,
+    )
+    return results
+
+
+_INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
+    additional_metadata, priority, parent_workflow_run_id, parent_task_run_id, child_index,
+    child_key, trigger_key, created_at)
+    VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def cancel_txn(
+    conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
+) -> tuple[dict[str, str], list[str]]:
+    """Cancel workflow runs (all their unfinished tasks) or single task runs (and their
+    descendants). Returns the runs that ended and the RUNNING task ids that were cancelled."""
+    settler = Settler(conn, shapes, now)
+    running: list[str] = []
+    for target in ids:
+        run = conn.execute("SELECT id FROM workflow_runs WHERE id = ?", (target,)).fetchone()
+        if run is not None:
+            rows = conn.execute(
+                f"""SELECT id, workflow_name, task_name, status, retry_count, worker_id,
+                           started_at FROM task_runs
+                    WHERE workflow_run_id = ? AND status IN ({marks(len(ACTIVE))})""",
+                (target, *ACTIVE),
+            ).fetchall()
+            run_id = target
+        else:
+            rows = conn.execute(
+                f"""SELECT id, workflow_name, task_name, status, retry_count, worker_id,
+                           started_at, workflow_run_id FROM task_runs
+                    WHERE id = ? AND status IN ({marks(len(ACTIVE))})""",
+                (target, *ACTIVE),
+            ).fetchall()
+            if not rows:
+                continue
+            run_id = rows[0][7]
+        for task_id, wf_name, task_name, status, retry_count, worker_id, started_at, *_ in rows:
+            cur = conn.execute(
+                f"""UPDATE task_runs SET status = 'CANCELLED', finished_at = ?, timeout_at = NULL
+                    WHERE id = ? AND status IN ({marks(len(ACTIVE))})""",
+                (now, task_id, *ACTIVE),
+            )
+            if not cur.rowcount:
+                continue
+            if status in ("RUNNING", "WAITING"):
+                running.append(task_id)
+                settler.record_attempt(task_id, retry_count, "CANCELLED", worker_id, None, started_at)
+            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
+    settler.close()
+    return settler.finished_runs, running
+
+
+def results_txn(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, RunResult]:
+    """Status and task rows of each run of `run_ids` that exists."""
+    found: dict[str, tuple[str, str, bool]] = {}
+    for part in chunks(run_ids):
+        for run_id, wf_name, status, is_dag in conn.execute(
+            f"""SELECT id, workflow_name, status, is_dag FROM workflow_runs
+                WHERE id IN ({marks(len(part))})""",
+            part,
+        ):
+            found[run_id] = (wf_name, status, bool(is_dag))
+    tasks: dict[str, list[TaskRow]] = {}
+    ids = list(found)
+    for part in chunks(ids):
+        for run_id, task_id, name, status, output, error, retry_count in conn.execute(
+            f"""SELECT workflow_run_id, id, task_name, status, output, error, retry_count
+                FROM task_runs WHERE workflow_run_id IN ({marks(len(part))}) ORDER BY seq""",
+            part,
+        ):
+            tasks.setdefault(run_id, []).append(
+                TaskRow(task_id, name, status, output, error, retry_count)
+            )
+    return {
+        run_id: RunResult(run_id, wf_name, status, is_dag, tasks.get(run_id, []))
+        for run_id, (wf_name, status, is_dag) in found.items()
+    }
+
+
+def statuses_txn(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, str]:
+    """Current status of each existing run."""
+    out: dict[str, str] = {}
+    for part in chunks(run_ids):
+        for run_id, status in conn.execute(
+            f"SELECT id, status FROM workflow_runs WHERE id IN ({marks(len(part))})", part
+        ):
+            out[run_id] = status
+    return out
+
+
+def terminal_among(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, str]:
+    """The runs of `run_ids` that have ended, with their status."""
+    return {k: v for k, v in statuses_txn(conn, run_ids).items() if v in TERMINAL}

@@ -1,0 +1,120 @@
+"""The schema, as an ordered list of migrations keyed by `PRAGMA user_version`.
+
+Times are epoch seconds (REAL, UTC); inputs, outputs and metadata are JSON text.
+Internal task states beyond Hatchet's five: PENDING (waiting for parents; not shown
+by the runs API) and WAITING (a durable task suspended without a slot; shown as
+RUNNING).
+"""
+
+from __future__ import annotations
+
+APP_ID = "hatchlite"
+
+_V1 = [
+    """CREATE TABLE hatchlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    f"""INSERT INTO hatchlite_meta (key, value) VALUES ('app', '{APP_ID}')""",
+    """CREATE TABLE workflows (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        description TEXT,
+        version TEXT,
+        shape TEXT NOT NULL,
+        is_paused INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE workflow_runs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        workflow_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        is_dag INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        additional_metadata TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        parent_workflow_run_id TEXT,
+        parent_task_run_id TEXT,
+        child_index INTEGER,
+        child_key TEXT,
+        trigger_key TEXT,
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    )""",
+    # Child identity: (parent task, child_key or spawn index) names one child run.
+    """CREATE UNIQUE INDEX workflow_runs_child ON workflow_runs (
+        parent_task_run_id, coalesce(child_key, 'index:' || child_index)
+    ) WHERE parent_task_run_id IS NOT NULL""",
+    """CREATE INDEX workflow_runs_active ON workflow_runs (status)
+        WHERE status IN ('QUEUED', 'RUNNING')""",
+    """CREATE INDEX workflow_runs_created ON workflow_runs (created_at)""",
+    """CREATE TABLE task_runs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        workflow_run_id TEXT NOT NULL,
+        workflow_name TEXT NOT NULL,
+        task_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        parents_left INTEGER NOT NULL DEFAULT 0,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        priority INTEGER NOT NULL,
+        available_at REAL NOT NULL,
+        schedule_deadline REAL,
+        timeout_at REAL,
+        worker_id TEXT,
+        output TEXT,
+        error TEXT,
+        created_at REAL NOT NULL,
+        queued_at REAL,
+        started_at REAL,
+        finished_at REAL
+    )""",
+    """CREATE UNIQUE INDEX task_runs_by_run ON task_runs (workflow_run_id, task_name)""",
+    """CREATE INDEX task_runs_queue ON task_runs (workflow_name, priority DESC, seq)
+        WHERE status = 'QUEUED'""",
+    """CREATE INDEX task_runs_available ON task_runs (available_at) WHERE status = 'QUEUED'""",
+    """CREATE INDEX task_runs_deadline ON task_runs (schedule_deadline)
+        WHERE status = 'QUEUED'""",
+    """CREATE INDEX task_runs_worker ON task_runs (worker_id) WHERE status = 'RUNNING'""",
+    """CREATE TABLE task_attempts (
+        id INTEGER PRIMARY KEY,
+        task_run_id TEXT NOT NULL,
+        retry_count INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        worker_id TEXT,
+        error TEXT,
+        started_at REAL,
+        finished_at REAL NOT NULL
+    )""",
+    """CREATE INDEX task_attempts_task ON task_attempts (task_run_id, retry_count)""",
+    """CREATE TABLE task_logs (
+        id INTEGER PRIMARY KEY,
+        task_run_id TEXT NOT NULL,
+        retry_count INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE INDEX task_logs_task ON task_logs (task_run_id, id)""",
+    """CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        status TEXT NOT NULL,
+        slots INTEGER NOT NULL,
+        durable_slots INTEGER NOT NULL,
+        actions TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, _V1),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

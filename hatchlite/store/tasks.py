@@ -1,0 +1,378 @@
+"""Task-run transitions: claim, finish, retry, cascade, time out. Each helper runs
+inside the caller's transaction on the database thread.
+
+Every write is guarded by the state it expects (`WHERE status = ...`); a row count of
+zero means another process or an earlier cancel got there first, and the write is
+dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable
+
+from hatchlite.store.records import (
+    ACTIVE,
+    ClaimedTask,
+    ClaimRequest,
+    LogLine,
+    Outcome,
+    WorkflowShape,
+)
+from hatchlite.store.shapes import ShapeCache
+
+_CHUNK = 500
+
+
+def chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+# -- claim ---------------------------------------------------------------------------
+
+
+def claim_txn(
+    conn: sqlite3.Connection, req: ClaimRequest, shapes: ShapeCache, now: float
+) -> list[ClaimedTask]:
+    """Take up to the worker's free slots of ready tasks, highest priority first."""
+    limit = req.free_slots + req.free_durable_slots
+    if limit <= 0 or not req.workflows:
+        return []
+    rows = conn.execute(
+        f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count, priority
+            FROM task_runs
+            WHERE status = 'QUEUED' AND workflow_name IN ({marks(len(req.workflows))})
+              AND available_at <= ?
+            ORDER BY priority DESC, seq LIMIT ?""",
+        (*req.workflows, now, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    free, free_durable = req.free_slots, req.free_durable_slots
+    chosen: list[ClaimedTask] = []
+    updates: list[tuple[object, ...]] = []
+    dag_runs: list[str] = []
+    for seq, task_id, run_id, wf_name, task_name, retry_count, priority in rows:
+        shape = shapes.get(conn, wf_name)
+        task_shape = shape.task(task_name)
+        if task_shape.is_durable:
+            if free_durable < 1:
+                continue
+            free_durable -= 1
+        else:
+            if free < task_shape.slot_cost:
+                continue
+            free -= task_shape.slot_cost
+        timeout_at = now + task_shape.execution_timeout if task_shape.execution_timeout else None
+        updates.append((req.worker_id, now, timeout_at, seq))
+        claimed = ClaimedTask(
+            task_id=task_id,
+            run_id=run_id,
+            workflow_name=wf_name,
+            task_name=task_name,
+            retry_count=retry_count,
+            priority=priority,
+            input_json="",
+            metadata_json="",
+            timeout_at=timeout_at,
+            worker_id=req.worker_id,
+            started_at=now,
+        )
+        chosen.append(claimed)
+        if shape.is_dag:
+            dag_runs.append(run_id)
+    if not chosen:
+        return []
+    conn.executemany(
+        """UPDATE task_runs SET status = 'RUNNING', worker_id = ?, started_at = ?, timeout_at = ?
+           WHERE seq = ? AND status = 'QUEUED'""",
+        updates,
+    )
+    run_ids = list({c.run_id: None for c in chosen})
+    conn.executemany(
+        "UPDATE workflow_runs SET status = 'RUNNING', started_at = ? "
+        "WHERE id = ? AND status = 'QUEUED'",
+        [(now, run_id) for run_id in run_ids],
+    )
+    _attach_run_data(conn, chosen, run_ids, dag_runs)
+    return chosen
+
+
+def _attach_run_data(
+    conn: sqlite3.Connection, chosen: list[ClaimedTask], run_ids: list[str], dag_runs: list[str]
+) -> None:
+    runs: dict[str, tuple[str, str, str | None, str | None, int | None, str | None]] = {}
+    for part in chunks(run_ids):
+        for row in conn.execute(
+            f"""SELECT id, input, additional_metadata, parent_workflow_run_id,
+                       parent_task_run_id, child_index, child_key
+                FROM workflow_runs WHERE id IN ({marks(len(part))})""",
+            part,
+        ):
+            runs[row[0]] = row[1:]
+    outputs: dict[str, dict[str, str | None]] = {}
+    errors: dict[str, dict[str, str]] = {}
+    if dag_runs:
+        unique = list(dict.fromkeys(dag_runs))
+        for part in chunks(unique):
+            for run_id, name, status, output, error in conn.execute(
+                f"""SELECT workflow_run_id, task_name, status, output, error FROM task_runs
+                    WHERE workflow_run_id IN ({marks(len(part))})
+                      AND status IN ('COMPLETED', 'FAILED')""",
+                part,
+            ):
+                if status == "COMPLETED":
+                    outputs.setdefault(run_id, {})[name] = output
+                elif error is not None:
+                    errors.setdefault(run_id, {})[name] = error
+    for claimed in chosen:
+        data = runs[claimed.run_id]
+        claimed.input_json, claimed.metadata_json = data[0], data[1]
+        claimed.parent_workflow_run_id, claimed.parent_task_run_id = data[2], data[3]
+        claimed.child_index, claimed.child_key = data[4], data[5]
+        claimed.parent_outputs = outputs.get(claimed.run_id, {})
+        claimed.parent_errors = errors.get(claimed.run_id, {})
+
+
+# -- finishing attempts ------------------------------------------------------------
+
+
+class Settler:
+    """Applies terminal transitions and their consequences (children released,
+    descendants cancelled, on-failure queued) and finalizes runs at the end."""
+
+    def __init__(self, conn: sqlite3.Connection, shapes: ShapeCache, now: float) -> None:
+        self.conn = conn
+        self.shapes = shapes
+        self.now = now
+        self.touched_dags: dict[str, str] = {}  # run id -> workflow name
+        self.finished_runs: dict[str, str] = {}
+        self.attempts: list[tuple[object, ...]] = []
+
+    def record_attempt(
+        self,
+        task_id: str,
+        retry_count: int,
+        status: str,
+        worker_id: str | None,
+        error_json: str | None,
+        started_at: float | None,
+    ) -> None:
+        self.attempts.append(
+            (task_id, retry_count, status, worker_id, error_json, started_at, self.now)
+        )
+
+    def finish(self, outcome: Outcome) -> None:
+        conn, now = self.conn, self.now
+        attempt_status = outcome.attempt_status or outcome.status
+        if outcome.retry_at is not None:
+            shape = self.shapes.get(conn, outcome.workflow_name).task(outcome.task_name)
+            cur = conn.execute(
+                """UPDATE task_runs SET status = 'QUEUED', retry_count = retry_count + 1,
+                       available_at = ?, queued_at = ?, schedule_deadline = ?, worker_id = NULL,
+                       timeout_at = NULL, error = ?
+                   WHERE id = ? AND status = 'RUNNING' AND worker_id = ? AND retry_count = ?""",
+                (
+                    outcome.retry_at,
+                    now,
+                    outcome.retry_at + shape.schedule_timeout,
+                    outcome.error_json,
+                    outcome.task_id,
+                    outcome.worker_id,
+                    outcome.retry_count,
+                ),
+            )
+            if cur.rowcount:
+                self.record_attempt(
+                    outcome.task_id,
+                    outcome.retry_count,
+                    attempt_status,
+                    outcome.worker_id,
+                    outcome.error_json,
+                    outcome.started_at,
+                )
+            return
+        cur = conn.execute(
+            """UPDATE task_runs SET status = ?, output = ?, error = ?, finished_at = ?,
+                   timeout_at = NULL
+               WHERE id = ? AND status = 'RUNNING' AND worker_id = ? AND retry_count = ?""",
+            (
+                outcome.status,
+                outcome.output_json,
+                outcome.error_json,
+                now,
+                outcome.task_id,
+                outcome.worker_id,
+                outcome.retry_count,
+            ),
+        )
+        self.record_attempt(
+            outcome.task_id,
+            outcome.retry_count,
+            attempt_status if cur.rowcount else "CANCELLED",
+            outcome.worker_id,
+            outcome.error_json,
+            outcome.started_at,
+        )
+        if cur.rowcount:
+            self.after_terminal(
+                outcome.run_id, outcome.workflow_name, outcome.task_name, outcome.status
+            )
+
+    def after_terminal(self, run_id: str, workflow_name: str, task_name: str, status: str) -> None:
+        """Consequences of one task reaching `status` (already written)."""
+        shape = self.shapes.get(self.conn, workflow_name)
+        if not shape.is_dag:
+            self._finalize(run_id, status)
+            return
+        self.touched_dags[run_id] = workflow_name
+        task = shape.task(task_name)
+        if status == "COMPLETED":
+            self._release_children(run_id, shape, task.children)
+            return
+        if task.descendants:
+            self.conn.execute(
+                f"""UPDATE task_runs SET status = 'CANCELLED', finished_at = ?
+                    WHERE workflow_run_id = ? AND status IN ('PENDING', 'QUEUED')
+                      AND task_name IN ({marks(len(task.descendants))})""",
+                (self.now, run_id, *task.descendants),
+            )
+        on_failure = shape.on_failure
+        if status == "FAILED" and on_failure is not None and task_name != on_failure.name:
+            self.conn.execute(
+                """INSERT OR IGNORE INTO task_runs (id, workflow_run_id, workflow_name, task_name,
+                       status, priority, available_at, schedule_deadline, created_at, queued_at)
+                   VALUES (?, ?, ?, ?, 'QUEUED',
+                           (SELECT priority FROM workflow_runs WHERE id = ?), ?, ?, ?, ?)""",
+                (
+                    str(uuid.uuid4()),
+                    run_id,
+                    workflow_name,
+                    on_failure.name,
+                    run_id,
+                    self.now,
+                    self.now + on_failure.schedule_timeout,
+                    self.now,
+                    self.now,
+                ),
+            )
+
+    def _release_children(
+        self, run_id: str, shape: WorkflowShape, children: tuple[str, ...]
+    ) -> None:
+        if not children:
+            return
+        now = self.now
+        self.conn.executemany(
+            """UPDATE task_runs SET parents_left = parents_left - 1,
+                   status = CASE WHEN parents_left = 1 THEN 'QUEUED' ELSE status END,
+                   queued_at = CASE WHEN parents_left = 1 THEN ? ELSE queued_at END,
+                   available_at = CASE WHEN parents_left = 1 THEN ? ELSE available_at END,
+                   schedule_deadline = CASE WHEN parents_left = 1 THEN ?
+                                            ELSE schedule_deadline END
+               WHERE workflow_run_id = ? AND task_name = ? AND status = 'PENDING'""",
+            [
+                (now, now, now + shape.tasks[child].schedule_timeout, run_id, child)
+                for child in children
+            ],
+        )
+
+    def _finalize(self, run_id: str, status: str) -> None:
+        cur = self.conn.execute(
+            "UPDATE workflow_runs SET status = ?, finished_at = ? "
+            "WHERE id = ? AND status IN ('QUEUED', 'RUNNING')",
+            (status, self.now, run_id),
+        )
+        if cur.rowcount:
+            self.finished_runs[run_id] = status
+
+    def close(self) -> None:
+        """Write the attempt rows and finalize every DAG run whose tasks all ended."""
+        if self.attempts:
+            self.conn.executemany(
+                """INSERT INTO task_attempts (task_run_id, retry_count, status, worker_id, error,
+                       started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                self.attempts,
+            )
+            self.attempts = []
+        for run_id in self.touched_dags:
+            statuses = {
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT status FROM task_runs WHERE workflow_run_id = ?", (run_id,)
+                )
+            }
+            if statuses & set(ACTIVE):
+                continue
+            if "FAILED" in statuses:
+                self._finalize(run_id, "FAILED")
+            elif "CANCELLED" in statuses:
+                self._finalize(run_id, "CANCELLED")
+            else:
+                self._finalize(run_id, "COMPLETED")
+        self.touched_dags = {}
+
+
+def expire_schedule_timeouts(settler: Settler) -> list[str]:
+    """Cancel queued tasks that waited past their schedule timeout."""
+    conn = settler.conn
+    rows = conn.execute(
+        """SELECT id, workflow_run_id, workflow_name, task_name, retry_count FROM task_runs
+           WHERE status = 'QUEUED' AND schedule_deadline <= ?""",
+        (settler.now,),
+    ).fetchall()
+    expired = []
+    for task_id, run_id, wf_name, task_name, retry_count in rows:
+        cur = conn.execute(
+            "UPDATE task_runs SET status = 'CANCELLED', finished_at = ? "
+            "WHERE id = ? AND status = 'QUEUED'",
+            (settler.now, task_id),
+        )
+        if cur.rowcount:
+            settler.record_attempt(task_id, retry_count, "SCHEDULING_TIMED_OUT", None, None, None)
+            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
+            expired.append(task_id)
+    return expired
+
+
+def next_deadline(conn: sqlite3.Connection, now: float) -> float | None:
+    """The earliest future instant at which queued work changes (backoff ends, or a
+    schedule timeout fires)."""
+    row = conn.execute(
+        """SELECT (SELECT min(available_at) FROM task_runs
+                   WHERE status = 'QUEUED' AND available_at > ?),
+                  (SELECT min(schedule_deadline) FROM task_runs WHERE status = 'QUEUED')""",
+        (now,),
+    ).fetchone()
+    candidates = [v for v in row if v is not None]
+    return min(candidates) if candidates else None
+
+
+def insert_logs(conn: sqlite3.Connection, logs: list[LogLine]) -> None:
+    if logs:
+        conn.executemany(
+            """INSERT INTO task_logs (task_run_id, retry_count, level, message, created_at)
+               VALUES (?, ?, ?, ?, ?)""",
+            [(lg.task_id, lg.retry_count, lg.level, lg.message, lg.created_at) for lg in logs],
+        )
+
+
+def cancelled_among(conn: sqlite3.Connection, task_ids: list[str]) -> list[str]:
+    """The task runs of `task_ids` that are no longer RUNNING (cancelled elsewhere)."""
+    out: list[str] = []
+    for part in chunks(task_ids):
+        out.extend(
+            row[0]
+            for row in conn.execute(
+                f"""SELECT id FROM task_runs WHERE id IN ({marks(len(part))})
+                    AND status NOT IN ('RUNNING', 'WAITING')""",
+                part,
+            )
+        )
+    return out
