@@ -132,7 +132,10 @@ class Hatchet:
         self.db = db or os.environ.get("HATCHLITE_DB") or DEFAULT_DB
         if auto_worker is None:
             auto_worker = os.environ.get("HATCHLITE_AUTO_WORKER", "1").lower() not in (
-                "0", "false", "no", "off",
+                "0",
+                "false",
+                "no",
+                "off",
             )
         self._auto_worker = auto_worker
         self._key = ENGINES.key(self.db)
@@ -179,11 +182,21 @@ class Hatchet:
     # -- definitions -------------------------------------------------------------
 
     def _config(
-        self, name: str, description: str | None, input_validator: Any, on_events: list[str] | None,
-        on_crons: list[str] | None, cron_input: Any, version: str | None,
-        sticky: StickyStrategy | None, default_priority: int, concurrency: Any,
-        task_defaults: TaskDefaults, default_filters: list[DefaultFilter] | None,
-        default_additional_metadata: JSONMap | None, idempotency: Any,
+        self,
+        name: str,
+        description: str | None,
+        input_validator: Any,
+        on_events: list[str] | None,
+        on_crons: list[str] | None,
+        cron_input: Any,
+        version: str | None,
+        sticky: StickyStrategy | None,
+        default_priority: int,
+        concurrency: Any,
+        task_defaults: TaskDefaults,
+        default_filters: list[DefaultFilter] | None,
+        default_additional_metadata: JSONMap | None,
+        idempotency: Any,
     ) -> WorkflowConfig:
         if not name:
             raise ValueError("a workflow needs a name")
@@ -225,24 +238,49 @@ class Hatchet:
     ) -> Workflow[TWorkflowInput]:
         """Declare a workflow; add tasks with `@wf.task(...)`."""
         config = self._config(
-            name, description, input_validator, on_events, on_crons, cron_input, version,
-            sticky, default_priority, concurrency, task_defaults or TaskDefaults(),
-            default_filters, default_additional_metadata, idempotency,
+            name,
+            description,
+            input_validator,
+            on_events,
+            on_crons,
+            cron_input,
+            version,
+            sticky,
+            default_priority,
+            concurrency,
+            task_defaults or TaskDefaults(),
+            default_filters,
+            default_additional_metadata,
+            idempotency,
         )
         wf: Workflow[TWorkflowInput] = Workflow(config, self)
         self._engine.define(wf)
         return wf
 
     def _standalone(
-        self, fn: Callable[..., Any], *, durable: bool, name: str | None,
+        self,
+        fn: Callable[..., Any],
+        *,
+        durable: bool,
+        name: str | None,
         kwargs: dict[str, Any],
     ) -> Standalone[Any, Any]:
         wf_name = name or fn.__name__
         config = self._config(
-            wf_name, kwargs["description"], kwargs["input_validator"], kwargs["on_events"],
-            kwargs["on_crons"], kwargs["cron_input"], kwargs["version"], kwargs["sticky"],
-            kwargs["default_priority"], None, TaskDefaults(), kwargs["default_filters"],
-            kwargs["default_additional_metadata"], kwargs["idempotency"],
+            wf_name,
+            kwargs["description"],
+            kwargs["input_validator"],
+            kwargs["on_events"],
+            kwargs["on_crons"],
+            kwargs["cron_input"],
+            kwargs["version"],
+            kwargs["sticky"],
+            kwargs["default_priority"],
+            None,
+            TaskDefaults(),
+            kwargs["default_filters"],
+            kwargs["default_additional_metadata"],
+            kwargs["idempotency"],
         )
         standalone: Standalone[Any, Any] = Standalone(config, self)
         common = dict(
@@ -266,53 +304,84 @@ class Hatchet:
         return standalone
 
     @overload
-    def task(self, *, name: str | None = None, description: str | None = None,
-             input_validator: None = None, on_events: list[str] | None = None,
-             on_crons: list[str] | None = None, cron_input: Any = None,
-             version: str | None = None, sticky: StickyStrategy | None = None,
-             default_priority: int = Priority.LOW,
-             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
-             schedule_timeout: Duration = ..., execution_timeout: Duration = ...,
-             retries: int = 0, rate_limits: list[RateLimit] | None = None,
-             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
-             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
-             default_filters: list[DefaultFilter] | None = None,
-             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
-             slot_cost: int | None = None,
-             ) -> Callable[[Callable[[Any, Context], R]], Standalone[Any, R]]: ...
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: None = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = ...,
+        execution_timeout: Duration = ...,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        slot_cost: int | None = None,
+    ) -> Callable[[Callable[[Any, Context], R]], Standalone[Any, R]]: ...
 
     @overload
-    def task(self, *, name: str | None = None, description: str | None = None,
-             input_validator: type[TWorkflowInput], on_events: list[str] | None = None,
-             on_crons: list[str] | None = None, cron_input: Any = None,
-             version: str | None = None, sticky: StickyStrategy | None = None,
-             default_priority: int = Priority.LOW,
-             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
-             schedule_timeout: Duration = ..., execution_timeout: Duration = ...,
-             retries: int = 0, rate_limits: list[RateLimit] | None = None,
-             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
-             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
-             default_filters: list[DefaultFilter] | None = None,
-             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
-             slot_cost: int | None = None,
-             ) -> Callable[[Callable[[TWorkflowInput, Context], R]],
-                           Standalone[TWorkflowInput, R]]: ...
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: type[TWorkflowInput],
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = ...,
+        execution_timeout: Duration = ...,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        slot_cost: int | None = None,
+    ) -> Callable[[Callable[[TWorkflowInput, Context], R]], Standalone[TWorkflowInput, R]]: ...
 
-    def task(self, *, name: str | None = None, description: str | None = None,
-             input_validator: Any = None, on_events: list[str] | None = None,
-             on_crons: list[str] | None = None, cron_input: Any = None,
-             version: str | None = None, sticky: StickyStrategy | None = None,
-             default_priority: int = Priority.LOW,
-             concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
-             schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
-             execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
-             retries: int = 0, rate_limits: list[RateLimit] | None = None,
-             desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
-             backoff_factor: float | None = None, backoff_max_seconds: int | None = None,
-             default_filters: list[DefaultFilter] | None = None,
-             default_additional_metadata: JSONMap | None = None, idempotency: Any = None,
-             slot_cost: int | None = None,
-             ) -> Callable[[Callable[[Any, Context], Any]], Standalone[Any, Any]]:
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: Any = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+        execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        slot_cost: int | None = None,
+    ) -> Callable[[Callable[[Any, Context], Any]], Standalone[Any, Any]]:
         """Declare a standalone task: a workflow of one task, whose `run` returns the
         task's output."""
         kwargs = dict(locals())
@@ -323,24 +392,31 @@ class Hatchet:
 
         return decorator
 
-    def durable_task(self, *, name: str | None = None, description: str | None = None,
-                     input_validator: Any = None, on_events: list[str] | None = None,
-                     on_crons: list[str] | None = None, cron_input: Any = None,
-                     version: str | None = None, sticky: StickyStrategy | None = None,
-                     default_priority: int = Priority.LOW,
-                     concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression]
-                     | None = None,
-                     schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
-                     execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
-                     retries: int = 0, rate_limits: list[RateLimit] | None = None,
-                     desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
-                     backoff_factor: float | None = None,
-                     backoff_max_seconds: int | None = None,
-                     default_filters: list[DefaultFilter] | None = None,
-                     default_additional_metadata: JSONMap | None = None,
-                     idempotency: Any = None,
-                     eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
-                     ) -> Callable[[Callable[[Any, Any], Any]], Standalone[Any, Any]]:
+    def durable_task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: Any = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+        execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
+    ) -> Callable[[Callable[[Any, Any], Any]], Standalone[Any, Any]]:
         """Declare a standalone durable task (see `DurableContext`)."""
         kwargs = dict(locals())
         kwargs.pop("self")
@@ -363,9 +439,13 @@ class Hatchet:
     ) -> Worker:
         """A worker that serves `workflows` on `slots` slots once started."""
         return Worker(
-            self.config.apply_namespace(name), self, slots=slots, durable_slots=durable_slots,
+            self.config.apply_namespace(name),
+            self,
+            slots=slots,
+            durable_slots=durable_slots,
             labels={**self.config.worker_preset_labels, **(labels or {})},
-            workflows=workflows, lifespan=lifespan,
+            workflows=workflows,
+            lifespan=lifespan,
         )
 
     # -- hatchlite extras --------------------------------------------------------
@@ -376,4 +456,3 @@ class Hatchet:
 
     async def aio_close(self) -> None:
         await RUNTIME.acall(self._engine.close)
-

@@ -293,8 +293,9 @@ class Context:
 
     def done(self) -> bool:
         """Deprecated: whether this task was cancelled."""
-        warnings.warn("ctx.done() is deprecated, use ctx.is_cancelled", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "ctx.done() is deprecated, use ctx.is_cancelled", DeprecationWarning, stacklevel=2
+        )
         return self._link.cancelled
 
     def next_spawn_index(self) -> int:

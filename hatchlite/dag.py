@@ -38,7 +38,8 @@ from hatchlite.types import (
 )
 
 if TYPE_CHECKING:
-    from hatchlite.context import Context, DurableContext
+    from hatchlite.context import Context
+    from hatchlite.durable import DurableContext
 
 TWorkflowInput = TypeVar("TWorkflowInput")
 R = TypeVar("R")
@@ -90,8 +91,9 @@ def check_priority(priority: int | None, where: str) -> int | None:
     if priority is None:
         return None
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 3:
-        raise ValueError(f"{where}: priority must be 1, 2 or 3 (Priority.LOW/MEDIUM/HIGH), "
-                         f"got {priority!r}")
+        raise ValueError(
+            f"{where}: priority must be 1, 2 or 3 (Priority.LOW/MEDIUM/HIGH), got {priority!r}"
+        )
     return int(priority)
 
 
@@ -116,9 +118,7 @@ def _check_signature(fn: Callable[..., Any], where: str) -> None:
     except (TypeError, ValueError):
         return
     positional = [
-        p
-        for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     has_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
     if len(positional) < 2 and not has_varargs:
@@ -337,7 +337,9 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         parents: list[Task[TWorkflowInput, Any]] | None = None,
         retries: int = DEFAULT_RETRIES,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         concurrency: int | list[ConcurrencyExpression] | None = None,
@@ -352,10 +354,25 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             fn: Callable[[TWorkflowInput, Context], R | Awaitable[R]],
         ) -> Task[TWorkflowInput, R]:
             return self._add(
-                fn, StepType.DEFAULT, name, schedule_timeout, execution_timeout, parents,
-                retries, rate_limits, desired_worker_labels, backoff_factor,
-                backoff_max_seconds, concurrency, wait_for, skip_if, cancel_if, slot_cost,
-                is_durable=False, eviction_policy=None, apply_defaults=True,
+                fn,
+                StepType.DEFAULT,
+                name,
+                schedule_timeout,
+                execution_timeout,
+                parents,
+                retries,
+                rate_limits,
+                desired_worker_labels,
+                backoff_factor,
+                backoff_max_seconds,
+                concurrency,
+                wait_for,
+                skip_if,
+                cancel_if,
+                slot_cost,
+                is_durable=False,
+                eviction_policy=None,
+                apply_defaults=True,
             )
 
         return decorator
@@ -369,7 +386,9 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         parents: list[Task[TWorkflowInput, Any]] | None = None,
         retries: int = DEFAULT_RETRIES,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         concurrency: int | list[ConcurrencyExpression] | None = None,
@@ -386,10 +405,25 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             fn: Callable[[TWorkflowInput, DurableContext], R | Awaitable[R]],
         ) -> Task[TWorkflowInput, R]:
             return self._add(
-                fn, StepType.DEFAULT, name, schedule_timeout, execution_timeout, parents,
-                retries, rate_limits, desired_worker_labels, backoff_factor,
-                backoff_max_seconds, concurrency, wait_for, skip_if, cancel_if, None,
-                is_durable=True, eviction_policy=eviction_policy, apply_defaults=True,
+                fn,
+                StepType.DEFAULT,
+                name,
+                schedule_timeout,
+                execution_timeout,
+                parents,
+                retries,
+                rate_limits,
+                desired_worker_labels,
+                backoff_factor,
+                backoff_max_seconds,
+                concurrency,
+                wait_for,
+                skip_if,
+                cancel_if,
+                None,
+                is_durable=True,
+                eviction_policy=eviction_policy,
+                apply_defaults=True,
             )
 
         return decorator
@@ -417,9 +451,24 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                     f"({self._on_failure.name!r}); only one is allowed"
                 )
             task = self._add(
-                fn, StepType.ON_FAILURE, name, schedule_timeout, execution_timeout, None,
-                retries, rate_limits, None, backoff_factor, backoff_max_seconds, concurrency,
-                None, None, None, None, is_durable=False, eviction_policy=None,
+                fn,
+                StepType.ON_FAILURE,
+                name,
+                schedule_timeout,
+                execution_timeout,
+                None,
+                retries,
+                rate_limits,
+                None,
+                backoff_factor,
+                backoff_max_seconds,
+                concurrency,
+                None,
+                None,
+                None,
+                None,
+                is_durable=False,
+                eviction_policy=None,
                 apply_defaults=False,
             )
             self._on_failure = task
@@ -450,9 +499,24 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                     f"({self._on_success.name!r}); only one is allowed"
                 )
             task = self._add(
-                fn, StepType.ON_SUCCESS, name, schedule_timeout, execution_timeout, None,
-                retries, rate_limits, None, backoff_factor, backoff_max_seconds, concurrency,
-                None, None, None, None, is_durable=False, eviction_policy=None,
+                fn,
+                StepType.ON_SUCCESS,
+                name,
+                schedule_timeout,
+                execution_timeout,
+                None,
+                retries,
+                rate_limits,
+                None,
+                backoff_factor,
+                backoff_max_seconds,
+                concurrency,
+                None,
+                None,
+                None,
+                None,
+                is_durable=False,
+                eviction_policy=None,
                 apply_defaults=False,
             )
             self._on_success = task
@@ -579,8 +643,9 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             return self._shape
         if not self.tasks:
             raise InvalidDefinitionError(f"workflow {self.name!r} has no tasks")
-        parents: dict[str, tuple[str, ...]] = {t.name: tuple(p.name for p in t.parents)
-                                               for t in self.tasks}
+        parents: dict[str, tuple[str, ...]] = {
+            t.name: tuple(p.name for p in t.parents) for t in self.tasks
+        }
         if self._on_success is not None:
             has_children = {p for ps in parents.values() for p in ps}
             leaves = tuple(t.name for t in self.tasks if t.name not in has_children)
@@ -626,8 +691,11 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         if input is None or (isinstance(input, dict) and not input):
             input = {}
         try:
-            if isinstance(input, BaseModel) and isinstance(self.input_validator_type, type) \
-                    and isinstance(input, self.input_validator_type):
+            if (
+                isinstance(input, BaseModel)
+                and isinstance(self.input_validator_type, type)
+                and isinstance(input, self.input_validator_type)
+            ):
                 value = input
             else:
                 if isinstance(input, BaseModel):
@@ -662,7 +730,7 @@ def _topological(workflow: str, parents: dict[str, tuple[str, ...]]) -> list[str
         if mark == 2:
             return
         if mark == 1:
-            cycle = " -> ".join([*path[path.index(name):], name])
+            cycle = " -> ".join([*path[path.index(name) :], name])
             raise InvalidDefinitionError(f"workflow {workflow!r}: tasks form a cycle: {cycle}")
         state[name] = 1
         for parent in parents[name]:

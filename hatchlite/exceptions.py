@@ -35,7 +35,7 @@ class SyncCallInEngineLoopError(HatchliteError, RuntimeError):
     """A blocking call was made from the engine's own event loop (inside an async task)."""
 
 
-class NonRetryableException(Exception):  # noqa: N818 - Hatchet's name
+class NonRetryableException(Exception):
     """Raise from a task to fail the attempt without retrying."""
 
 

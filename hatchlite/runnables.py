@@ -41,8 +41,15 @@ class _Item:
 
     __slots__ = ("child_index", "child_key", "input_json", "key", "metadata", "priority")
 
-    def __init__(self, input_json: str, metadata: JSONMap, priority: int,
-                 child_key: str | None, child_index: int | None, key: str | None) -> None:
+    def __init__(
+        self,
+        input_json: str,
+        metadata: JSONMap,
+        priority: int,
+        child_key: str | None,
+        child_index: int | None,
+        key: str | None,
+    ) -> None:
         self.input_json = input_json
         self.metadata = metadata
         self.priority = priority
@@ -159,8 +166,10 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 **{
                     **opts.model_dump(),
                     "child_key": child_key if child_key is not None else opts.child_key,
-                    "additional_metadata": {**opts.additional_metadata,
-                                            **(additional_metadata or {})},
+                    "additional_metadata": {
+                        **opts.additional_metadata,
+                        **(additional_metadata or {}),
+                    },
                     "priority": check_priority(
                         priority if priority is not None else opts.priority, self.name
                     ),
@@ -183,8 +192,11 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         key: str | None = None,
     ) -> _Item:
         opts = options or TriggerWorkflowOptions()
-        meta = {**self.config.default_additional_metadata, **opts.additional_metadata,
-                **(additional_metadata or {})}
+        meta = {
+            **self.config.default_additional_metadata,
+            **opts.additional_metadata,
+            **(additional_metadata or {}),
+        }
         try:
             json.dumps(meta)
         except (TypeError, ValueError) as exc:
@@ -203,10 +215,14 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         opts = config.options
         input_json = config.input if config.input is not None else self.validate_input(None)
         meta = {**self.config.default_additional_metadata, **opts.additional_metadata}
-        return _Item(input_json, meta,
-                     opts.priority if opts.priority is not None
-                     else int(self.config.default_priority),
-                     opts.child_key, opts.child_index, config.key)
+        return _Item(
+            input_json,
+            meta,
+            opts.priority if opts.priority is not None else int(self.config.default_priority),
+            opts.child_key,
+            opts.child_index,
+            config.key,
+        )
 
     async def _trigger(
         self, items: list[_Item], parent: Context | None, wait: bool
@@ -226,8 +242,15 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 if shape.is_dag
                 else {next(iter(shape.tasks)): run_id}
             )
-            run = NewRun(run_id, self.name, item.input_json, "", item.priority, task_ids,
-                         trigger_key=item.key)
+            run = NewRun(
+                run_id,
+                self.name,
+                item.input_json,
+                "",
+                item.priority,
+                task_ids,
+                trigger_key=item.key,
+            )
             meta = item.metadata
             if parent is not None:
                 meta = {**parent.additional_metadata, **meta}
@@ -235,8 +258,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 run.parent_task_run_id = parent.task_run_id
                 run.child_key = item.child_key
                 run.child_index = (
-                    item.child_index if item.child_index is not None
-                    else parent.next_spawn_index()
+                    item.child_index if item.child_index is not None else parent.next_spawn_index()
                 )
             run.metadata_json = json.dumps(meta)
             runs.append(run)
@@ -281,24 +303,48 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
     """A workflow of one or more tasks (a DAG). Created by `hatchet.workflow(...)`."""
 
     @overload
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: Literal[True] = True, child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> dict[str, Any]: ...
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[True] = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> dict[str, Any]: ...
 
     @overload
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: Literal[False], child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> WorkflowRunRef: ...
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[False],
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> WorkflowRunRef: ...
 
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: bool = True, child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> dict[str, Any] | WorkflowRunRef:
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: bool = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> dict[str, Any] | WorkflowRunRef:
         """Run the workflow and wait: `{task_name: output}` (or a ref, without waiting)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
         out = self._call(self._trigger, [item], current_context.get(), wait_for_result)
@@ -307,27 +353,48 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         return format_workflow_result(out[0], "poll")
 
     @overload
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: Literal[True] = True, child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> dict[str, Any]: ...
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[True] = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> dict[str, Any]: ...
 
     @overload
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: Literal[False], child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> WorkflowRunRef: ...
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[False],
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> WorkflowRunRef: ...
 
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: bool = True, child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> dict[str, Any] | WorkflowRunRef:
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: bool = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> dict[str, Any] | WorkflowRunRef:
         """Async `run`."""
         item = self._item(input, options, child_key, additional_metadata, priority)
         out = await self._acall(self._trigger, [item], current_context.get(), wait_for_result)
@@ -335,28 +402,55 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
             return self._refs(out)[0]
         return format_workflow_result(out[0], "event")
 
-    def run_no_wait(self, input: TWorkflowInput | None = None,
-                    options: TriggerWorkflowOptions | None = None, *,
-                    child_key: str | None = None, additional_metadata: JSONMap | None = None,
-                    priority: int | None = None, sticky: bool = False,
-                    desired_worker_id: str | None = None,
-                    desired_worker_labels: Any = None) -> WorkflowRunRef:
+    def run_no_wait(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> WorkflowRunRef:
         """Deprecated: `run(..., wait_for_result=False)`."""
-        return self.run(input, options, wait_for_result=False, child_key=child_key,
-                        additional_metadata=additional_metadata, priority=priority)
+        return self.run(
+            input,
+            options,
+            wait_for_result=False,
+            child_key=child_key,
+            additional_metadata=additional_metadata,
+            priority=priority,
+        )
 
-    async def aio_run_no_wait(self, input: TWorkflowInput | None = None,
-                              options: TriggerWorkflowOptions | None = None, *,
-                              child_key: str | None = None,
-                              additional_metadata: JSONMap | None = None,
-                              priority: int | None = None, sticky: bool = False,
-                              desired_worker_id: str | None = None,
-                              desired_worker_labels: Any = None) -> WorkflowRunRef:
-        return await self.aio_run(input, options, wait_for_result=False, child_key=child_key,
-                                  additional_metadata=additional_metadata, priority=priority)
+    async def aio_run_no_wait(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> WorkflowRunRef:
+        return await self.aio_run(
+            input,
+            options,
+            wait_for_result=False,
+            child_key=child_key,
+            additional_metadata=additional_metadata,
+            priority=priority,
+        )
 
-    def run_many(self, workflows: list[WorkflowRunTriggerConfig], return_exceptions: bool = False,
-                 wait_for_result: bool = True) -> list[Any]:
+    def run_many(
+        self,
+        workflows: list[WorkflowRunTriggerConfig],
+        return_exceptions: bool = False,
+        wait_for_result: bool = True,
+    ) -> list[Any]:
         """Trigger many runs in one transaction; wait for all their results."""
         items = [self._item_from_config(c) for c in workflows]
         out = self._call(self._trigger, items, current_context.get(), wait_for_result)
@@ -364,9 +458,12 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
             return self._refs(out)
         return _collect(out, lambda r: format_workflow_result(r, "poll"), return_exceptions)
 
-    async def aio_run_many(self, workflows: list[WorkflowRunTriggerConfig],
-                           return_exceptions: bool = False,
-                           wait_for_result: bool = True) -> list[Any]:
+    async def aio_run_many(
+        self,
+        workflows: list[WorkflowRunTriggerConfig],
+        return_exceptions: bool = False,
+        wait_for_result: bool = True,
+    ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
         out = await self._acall(self._trigger, items, current_context.get(), wait_for_result)
         if not wait_for_result:
@@ -410,20 +507,31 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
     def __call__(self, input: TWorkflowInput, ctx: Context) -> Any:
         return self._single.fn(input, ctx)
 
-    def mock_run(self, input: TWorkflowInput | None = None,
-                 additional_metadata: JSONMap | None = None,
-                 parent_outputs: dict[str, JSONMap] | None = None, retry_count: int = 0,
-                 lifespan: Any = None, dependencies: dict[str, Any] | None = None) -> R:
-        return self._single.mock_run(input, additional_metadata, parent_outputs, retry_count,
-                                  lifespan, dependencies)
+    def mock_run(
+        self,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        parent_outputs: dict[str, JSONMap] | None = None,
+        retry_count: int = 0,
+        lifespan: Any = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> R:
+        return self._single.mock_run(
+            input, additional_metadata, parent_outputs, retry_count, lifespan, dependencies
+        )
 
-    async def aio_mock_run(self, input: TWorkflowInput | None = None,
-                           additional_metadata: JSONMap | None = None,
-                           parent_outputs: dict[str, JSONMap] | None = None,
-                           retry_count: int = 0, lifespan: Any = None,
-                           dependencies: dict[str, Any] | None = None) -> R:
-        return await self._single.aio_mock_run(input, additional_metadata, parent_outputs,
-                                            retry_count, lifespan, dependencies)
+    async def aio_mock_run(
+        self,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        parent_outputs: dict[str, JSONMap] | None = None,
+        retry_count: int = 0,
+        lifespan: Any = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> R:
+        return await self._single.aio_mock_run(
+            input, additional_metadata, parent_outputs, retry_count, lifespan, dependencies
+        )
 
     def _output(self, result: RunResult, mode: ResultMode) -> R:
         if result.status == "FAILED":
@@ -437,24 +545,48 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         return [TaskRunRef(self, ref) for ref in self._refs(ids)]
 
     @overload
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: Literal[True] = True, child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> R: ...
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[True] = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> R: ...
 
     @overload
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: Literal[False], child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> TaskRunRef[TWorkflowInput, R]: ...
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[False],
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> TaskRunRef[TWorkflowInput, R]: ...
 
-    def run(self, input: TWorkflowInput | None = None, options: TriggerWorkflowOptions | None = None,
-            *, wait_for_result: bool = True, child_key: str | None = None,
-            additional_metadata: JSONMap | None = None, priority: int | None = None,
-            sticky: bool = False, desired_worker_id: str | None = None,
-            desired_worker_labels: Any = None) -> R | TaskRunRef[TWorkflowInput, R]:
+    def run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: bool = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> R | TaskRunRef[TWorkflowInput, R]:
         """Run the task and wait for its output (or a ref, without waiting)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
         out = self._call(self._trigger, [item], current_context.get(), wait_for_result)
@@ -463,63 +595,114 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         return self._output(out[0], "poll")
 
     @overload
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: Literal[True] = True, child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> R: ...
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[True] = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> R: ...
 
     @overload
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: Literal[False], child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> TaskRunRef[TWorkflowInput, R]: ...
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: Literal[False],
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> TaskRunRef[TWorkflowInput, R]: ...
 
-    async def aio_run(self, input: TWorkflowInput | None = None,
-                      options: TriggerWorkflowOptions | None = None, *,
-                      wait_for_result: bool = True, child_key: str | None = None,
-                      additional_metadata: JSONMap | None = None, priority: int | None = None,
-                      sticky: bool = False, desired_worker_id: str | None = None,
-                      desired_worker_labels: Any = None) -> R | TaskRunRef[TWorkflowInput, R]:
+    async def aio_run(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        wait_for_result: bool = True,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> R | TaskRunRef[TWorkflowInput, R]:
         item = self._item(input, options, child_key, additional_metadata, priority)
         out = await self._acall(self._trigger, [item], current_context.get(), wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)[0]
         return self._output(out[0], "event")
 
-    def run_no_wait(self, input: TWorkflowInput | None = None,
-                    options: TriggerWorkflowOptions | None = None, *,
-                    child_key: str | None = None, additional_metadata: JSONMap | None = None,
-                    priority: int | None = None, sticky: bool = False,
-                    desired_worker_id: str | None = None,
-                    desired_worker_labels: Any = None) -> TaskRunRef[TWorkflowInput, R]:
-        return self.run(input, options, wait_for_result=False, child_key=child_key,
-                        additional_metadata=additional_metadata, priority=priority)
+    def run_no_wait(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> TaskRunRef[TWorkflowInput, R]:
+        return self.run(
+            input,
+            options,
+            wait_for_result=False,
+            child_key=child_key,
+            additional_metadata=additional_metadata,
+            priority=priority,
+        )
 
-    async def aio_run_no_wait(self, input: TWorkflowInput | None = None,
-                              options: TriggerWorkflowOptions | None = None, *,
-                              child_key: str | None = None,
-                              additional_metadata: JSONMap | None = None,
-                              priority: int | None = None, sticky: bool = False,
-                              desired_worker_id: str | None = None,
-                              desired_worker_labels: Any = None) -> TaskRunRef[TWorkflowInput, R]:
-        return await self.aio_run(input, options, wait_for_result=False, child_key=child_key,
-                                  additional_metadata=additional_metadata, priority=priority)
+    async def aio_run_no_wait(
+        self,
+        input: TWorkflowInput | None = None,
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        sticky: bool = False,
+        desired_worker_id: str | None = None,
+        desired_worker_labels: Any = None,
+    ) -> TaskRunRef[TWorkflowInput, R]:
+        return await self.aio_run(
+            input,
+            options,
+            wait_for_result=False,
+            child_key=child_key,
+            additional_metadata=additional_metadata,
+            priority=priority,
+        )
 
-    def run_many(self, workflows: list[WorkflowRunTriggerConfig], return_exceptions: bool = False,
-                 wait_for_result: bool = True) -> list[Any]:
+    def run_many(
+        self,
+        workflows: list[WorkflowRunTriggerConfig],
+        return_exceptions: bool = False,
+        wait_for_result: bool = True,
+    ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
         out = self._call(self._trigger, items, current_context.get(), wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)
         return _collect(out, lambda r: self._output(r, "poll"), return_exceptions)
 
-    async def aio_run_many(self, workflows: list[WorkflowRunTriggerConfig],
-                           return_exceptions: bool = False,
-                           wait_for_result: bool = True) -> list[Any]:
+    async def aio_run_many(
+        self,
+        workflows: list[WorkflowRunTriggerConfig],
+        return_exceptions: bool = False,
+        wait_for_result: bool = True,
+    ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
         out = await self._acall(self._trigger, items, current_context.get(), wait_for_result)
         if not wait_for_result:
@@ -546,8 +729,9 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         return await self.get_run_ref(run_id).aio_result()
 
 
-def _collect(results: list[RunResult], fmt: Callable[[RunResult], T],
-             return_exceptions: bool) -> list[T | BaseException]:
+def _collect(
+    results: list[RunResult], fmt: Callable[[RunResult], T], return_exceptions: bool
+) -> list[T | BaseException]:
     out: list[T | BaseException] = []
     for result in results:
         try:

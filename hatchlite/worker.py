@@ -180,8 +180,13 @@ class Worker:
                 local.lifespan_value = await self._enter_lifespan(stack)
             await engine.add_worker(local)
             self._status = WorkerStatus.HEALTHY
-            logger.info("worker %s started: %d slots, %d durable slots, workflows %s",
-                        self.name, slots, durable, [wf.name for wf in self._workflows])
+            logger.info(
+                "worker %s started: %d slots, %d durable slots, workflows %s",
+                self.name,
+                slots,
+                durable,
+                [wf.name for wf in self._workflows],
+            )
             await self._stop.wait()
             logger.info("worker %s stopping", self.name)
         finally:

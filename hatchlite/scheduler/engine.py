@@ -171,7 +171,7 @@ class Engine:
         worker.accepting = False
         running = [e.wait() for e in worker.running.values()]
         if running:
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 [asyncio.ensure_future(r) for r in running], timeout=grace
             )
             for execution in list(worker.running.values()):
@@ -193,8 +193,9 @@ class Engine:
 
     # -- runs ----------------------------------------------------------------------
 
-    async def trigger(self, workflows: list[BaseWorkflow[Any]], runs: list[NewRun]
-                      ) -> list[TriggerResult]:
+    async def trigger(
+        self, workflows: list[BaseWorkflow[Any]], runs: list[NewRun]
+    ) -> list[TriggerResult]:
         await self.ensure_started()
         await self.register(workflows)
         results = await self.store.trigger(runs, self.clock.time())
@@ -271,6 +272,10 @@ class Engine:
             self._outcomes.append(outcome)
         self.wake()
 
+    def release_slot(self, execution: Execution) -> None:
+        execution.worker.release(execution)
+        self.wake()
+
     def refresh_timeout(self, execution: Execution, seconds: float) -> None:
         if execution.timeout_at is None:
             return
@@ -286,14 +291,25 @@ class Engine:
             with contextlib.suppress(KeyError):
                 task = workflow.task_by_name(claimed.task_name)
         if task is None:
-            logger.error("claimed task %s:%s is not defined in this process",
-                         claimed.workflow_name, claimed.task_name)
-            self._outcomes.append(Outcome(
-                claimed.task_id, claimed.run_id, claimed.workflow_name, claimed.task_name,
-                claimed.worker_id, claimed.retry_count, claimed.started_at, "FAILED",
-                error_json='{"exc_type":"HatchetError","message":"task is not defined in the '
-                           'worker that claimed it","trace":""}',
-            ))
+            logger.error(
+                "claimed task %s:%s is not defined in this process",
+                claimed.workflow_name,
+                claimed.task_name,
+            )
+            self._outcomes.append(
+                Outcome(
+                    claimed.task_id,
+                    claimed.run_id,
+                    claimed.workflow_name,
+                    claimed.task_name,
+                    claimed.worker_id,
+                    claimed.retry_count,
+                    claimed.started_at,
+                    "FAILED",
+                    error_json='{"exc_type":"HatchetError","message":"task is not defined in the '
+                    'worker that claimed it","trace":""}',
+                )
+            )
             return
         execution = Execution(self, worker, claimed, task)
         worker.take(execution)

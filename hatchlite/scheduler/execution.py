@@ -73,8 +73,7 @@ class Execution:
     # -- ExecutionLink (called by Context, possibly from a worker thread) -----------
 
     def log(self, message: str, level: str) -> None:
-        self.engine.threadsafe(self.engine.add_log, self.task_id, self.retry_count, level,
-                               message)
+        self.engine.threadsafe(self.engine.add_log, self.task_id, self.retry_count, level, message)
 
     def request_cancel(self) -> None:
         self.cancelled = True
@@ -84,7 +83,7 @@ class Execution:
         self.engine.threadsafe(self.engine.refresh_timeout, self, seconds)
 
     def release_slot(self) -> None:
-        self.engine.threadsafe(self.worker.release, self)
+        self.engine.threadsafe(self.engine.release_slot, self)
 
     def put_stream(self, data: str) -> None:
         self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
@@ -148,9 +147,7 @@ class Execution:
             except Exception as exc:
                 outcome = self._failed(exc, retryable=True)
             else:
-                if self.cancelled:
-                    outcome = self._interrupted()
-                elif self.timed_out:
+                if self.cancelled or self.timed_out:
                     outcome = self._interrupted()
                 else:
                     outcome = self._outcome("COMPLETED", output_json=output_json)
@@ -185,8 +182,12 @@ class Execution:
     def _failed(self, exc: BaseException, *, retryable: bool) -> Outcome:
         if not isinstance(exc, NonRetryableException | _InvalidInput):
             logger.warning(
-                "task %s:%s attempt %d failed: %s: %s", self.task.workflow.name,
-                self.task.name, self.retry_count + 1, type(exc).__name__, exc,
+                "task %s:%s attempt %d failed: %s: %s",
+                self.task.workflow.name,
+                self.task.name,
+                self.retry_count + 1,
+                type(exc).__name__,
+                exc,
             )
         return self._with_retry(TaskRunError.from_exception(exc, self.task_id), retryable=retryable)
 
@@ -197,7 +198,9 @@ class Execution:
         if retryable and next_retry < self.task.max_attempts:
             retry_at = self.engine.clock.time() + self.task.backoff_seconds(next_retry)
             return self._outcome(
-                "FAILED", error_json=error.to_json(), retry_at=retry_at,
+                "FAILED",
+                error_json=error.to_json(),
+                retry_at=retry_at,
                 attempt_status=attempt_status,
             )
         return self._outcome("FAILED", error_json=error.to_json(), attempt_status=attempt_status)

@@ -39,8 +39,10 @@ class LocalWorker:
         self.accepting = True
         self.lifespan_value: Any = None
         self.running: dict[str, Execution] = {}
+        # Slots bound how many tasks run; threads are made on demand, with headroom for
+        # sync tasks that released their slot or outlived their timeout.
         self.executor = ThreadPoolExecutor(
-            max_workers=max(1, slots), thread_name_prefix=f"hatchlite-{name}"
+            max_workers=max(1, slots) + 64, thread_name_prefix=f"hatchlite-{name}"
         )
         self.tasks_done = 0
 

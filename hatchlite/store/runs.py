@@ -130,7 +130,9 @@ def cancel_txn(
                 continue
             if status in ("RUNNING", "WAITING"):
                 running.append(task_id)
-                settler.record_attempt(task_id, retry_count, "CANCELLED", worker_id, None, started_at)
+                settler.record_attempt(
+                    task_id, retry_count, "CANCELLED", worker_id, None, started_at
+                )
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
     settler.close()
     return settler.finished_runs, running

@@ -39,8 +39,13 @@ class ShapeCache:
         return None if self._registered.get(shape.name) == text else text
 
     def register_txn(
-        self, conn: sqlite3.Connection, shape: WorkflowShape, text: str, description: str | None,
-        version: str | None, now: float,
+        self,
+        conn: sqlite3.Connection,
+        shape: WorkflowShape,
+        text: str,
+        description: str | None,
+        version: str | None,
+        now: float,
     ) -> str:
         """Upsert the workflow row; returns the workflow id."""
         conn.execute(
