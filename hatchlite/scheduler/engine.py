@@ -20,7 +20,15 @@ from hatchlite.clock import Clock
 from hatchlite.exceptions import EngineClosedError, RunNotFoundError
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
-from hatchlite.store import LogLine, NewRun, Outcome, RunResult, Store, TriggerResult
+from hatchlite.store import (
+    LogLine,
+    NewRun,
+    Outcome,
+    RunResult,
+    Store,
+    TriggerResult,
+    WorkerRow,
+)
 from hatchlite.store.records import TERMINAL, ClaimedTask
 
 if TYPE_CHECKING:
@@ -32,6 +40,10 @@ logger = logging.getLogger("hatchlite")
 POLL_ACTIVE = 0.001
 POLL_IDLE = 0.01
 ACTIVE_WINDOW = 1.0
+# Worker leases (real seconds): renewed every HEARTBEAT; workers on another host whose
+# lease lapsed are gone. On this host a worker is gone when its process is.
+LEASE = 30.0
+HEARTBEAT = 1.0
 
 
 class Engine:
@@ -56,6 +68,7 @@ class Engine:
         self._store_deadline: float | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._data_version: int | None = None
         self._last_activity = 0.0
         self._registered: dict[str, object] = {}
@@ -95,19 +108,22 @@ class Engine:
         for worker in list(self.workers):
             worker.accepting = False
         for execution in list(self._executions.values()):
-            execution.abort()
+            execution.stop()
         for execution in list(self._executions.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(execution.wait(), 1.0)
-        if self._main is not None:
-            self._main.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._main
+        for task in (self._main, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         with contextlib.suppress(Exception):
             await self._step(external=False, claim=False)
         self.clock.unsubscribe(self.wake_threadsafe)
         for worker in self.workers:
             worker.executor.shutdown(wait=False, cancel_futures=True)
+            with contextlib.suppress(Exception):
+                await self.store.release_worker(worker.id, self.clock.time())
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -163,7 +179,19 @@ class Engine:
             self.explicit_worker_started = True
             if self.implicit_worker is not None:
                 self.implicit_worker.accepting = False
+        row = WorkerRow(
+            worker.id,
+            worker.name,
+            worker.slots,
+            worker.durable_slots,
+            list(worker.served(self.defined)),
+            worker.labels,
+        )
+        await self.store.register_worker(row, self.clock.time(), time.time(), LEASE)
         self.workers.append(worker)
+        if self._heartbeat is None:
+            assert self.loop is not None
+            self._heartbeat = self.loop.create_task(self._beat(), name="hatchlite-heartbeat")
         self.wake()
 
     async def remove_worker(self, worker: LocalWorker, grace: float | None = None) -> None:
@@ -175,13 +203,21 @@ class Engine:
                 [asyncio.ensure_future(r) for r in running], timeout=grace
             )
             for execution in list(worker.running.values()):
-                execution.abort()
+                execution.stop()  # past the grace period: back to the queue
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         if worker in self.workers:
             self.workers.remove(worker)
         worker.executor.shutdown(wait=False, cancel_futures=True)
         await self.flush()
+        requeued = await self.store.release_worker(worker.id, self.clock.time())
+        if requeued:
+            logger.warning(
+                "worker %s stopped with %d task runs unfinished; they were re-queued",
+                worker.name,
+                requeued,
+            )
+        self.wake()
 
     async def ensure_implicit_worker(self) -> None:
         """The script case: a process that triggers but started no worker runs its own."""
@@ -207,6 +243,8 @@ class Engine:
         """A future that resolves with the run's result when it ends."""
         assert self.loop is not None
         future: asyncio.Future[RunResult] = self.loop.create_future()
+        if not self._waiters:
+            self.wake()  # the loop starts polling for other processes' commits
         self._waiters.setdefault(run_id, []).append(future)
         future.add_done_callback(lambda f: self._unwatch(run_id, f))
         return future
@@ -338,6 +376,22 @@ class Engine:
         return None
 
     # -- the loop ------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        """Renew this process's worker leases and release workers that are gone."""
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            ids = [w.id for w in self.workers]
+            if not ids:
+                continue
+            try:
+                requeued = await self.store.heartbeat(ids, self.clock.time(), time.time(), LEASE)
+            except Exception:
+                logger.exception("hatchlite heartbeat failed")
+                continue
+            if requeued:
+                logger.warning("re-queued %d task runs of workers that are gone", requeued)
+                self.wake()
 
     async def _run(self) -> None:
         failures = 0

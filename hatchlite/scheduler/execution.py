@@ -66,6 +66,12 @@ class Execution:
         if self._aio_task is not None and not self._aio_task.done():
             self._aio_task.cancel()
 
+    def stop(self) -> None:
+        """Abandon the attempt (shutdown): no outcome is written; the task run stays with
+        this worker until the worker's release puts it back in the queue."""
+        if self._aio_task is not None and not self._aio_task.done():
+            self._aio_task.cancel()
+
     async def wait(self) -> None:
         if self._aio_task is not None:
             await asyncio.wait([self._aio_task])

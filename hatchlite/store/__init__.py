@@ -11,6 +11,7 @@ from collections.abc import Container
 
 from hatchlite.store import runs as _runs
 from hatchlite.store import tasks as _tasks
+from hatchlite.store import workers as _workers
 from hatchlite.store.db import Database, DatabaseLockedError
 from hatchlite.store.records import (
     ClaimedTask,
@@ -25,6 +26,7 @@ from hatchlite.store.records import (
     WorkflowShape,
 )
 from hatchlite.store.shapes import ShapeCache, UnknownWorkflowError
+from hatchlite.store.workers import WorkerRow
 
 __all__ = [
     "ClaimRequest",
@@ -39,6 +41,7 @@ __all__ = [
     "TickResult",
     "TriggerResult",
     "UnknownWorkflowError",
+    "WorkerRow",
     "WorkflowShape",
 ]
 
@@ -142,6 +145,41 @@ class Store:
                 next_deadline=_tasks.next_deadline(conn, now),
                 results=_runs.results_txn(conn, wanted) if wanted else {},
             )
+
+        return await self.db.run(job)
+
+    # -- workers -------------------------------------------------------------------
+
+    async def register_worker(
+        self, worker: WorkerRow, now: float, wall: float, lease: float
+    ) -> int:
+        """Add a worker row; first release workers that are gone. Returns the number of
+        task runs that went back to the queue."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            requeued = _workers.recover_txn(conn, self.shapes, now, wall)
+            _workers.register_txn(conn, worker, wall, lease)
+            return requeued
+
+        return await self.db.run(job)
+
+    async def heartbeat(self, worker_ids: list[str], now: float, wall: float, lease: float) -> int:
+        """Extend this process's leases and release workers that are gone."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            _workers.heartbeat_txn(conn, worker_ids, wall, lease)
+            return _workers.recover_txn(conn, self.shapes, now, wall)
+
+        return await self.db.run(job)
+
+    async def release_worker(self, worker_id: str, now: float) -> int:
+        """A worker stopped: mark it so and re-queue the task runs it still held."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            settler = _tasks.Settler(conn, self.shapes, now)
+            count = _workers.release_txn(settler, worker_id, "REASSIGNED")
+            settler.close()
+            return count
 
         return await self.db.run(job)
 

@@ -104,23 +104,21 @@ def cancel_txn(
         run = conn.execute("SELECT id FROM workflow_runs WHERE id = ?", (target,)).fetchone()
         if run is not None:
             rows = conn.execute(
-                f"""SELECT id, workflow_name, task_name, status, retry_count, worker_id,
-                           started_at FROM task_runs
+                f"""SELECT id, workflow_name, task_name, status FROM task_runs
                     WHERE workflow_run_id = ? AND status IN ({marks(len(ACTIVE))})""",
                 (target, *ACTIVE),
             ).fetchall()
             run_id = target
         else:
             rows = conn.execute(
-                f"""SELECT id, workflow_name, task_name, status, retry_count, worker_id,
-                           started_at, workflow_run_id FROM task_runs
+                f"""SELECT id, workflow_name, task_name, status, workflow_run_id FROM task_runs
                     WHERE id = ? AND status IN ({marks(len(ACTIVE))})""",
                 (target, *ACTIVE),
             ).fetchall()
             if not rows:
                 continue
-            run_id = rows[0][7]
-        for task_id, wf_name, task_name, status, retry_count, worker_id, started_at, *_ in rows:
+            run_id = rows[0][4]
+        for task_id, wf_name, task_name, status, *_ in rows:
             cur = conn.execute(
                 f"""UPDATE task_runs SET status = 'CANCELLED', finished_at = ?, timeout_at = NULL
                     WHERE id = ? AND status IN ({marks(len(ACTIVE))})""",
@@ -129,10 +127,7 @@ def cancel_txn(
             if not cur.rowcount:
                 continue
             if status in ("RUNNING", "WAITING"):
-                running.append(task_id)
-                settler.record_attempt(
-                    task_id, retry_count, "CANCELLED", worker_id, None, started_at
-                )
+                running.append(task_id)  # its worker records the attempt when it stops
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
     settler.close()
     return settler.finished_runs, running

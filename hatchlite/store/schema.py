@@ -109,7 +109,8 @@ _V1 = [
         labels TEXT NOT NULL,
         started_at REAL NOT NULL,
         heartbeat_at REAL NOT NULL,
-        expires_at REAL NOT NULL
+        expires_at REAL NOT NULL,
+        pid_start TEXT
     )""",
 ]
 

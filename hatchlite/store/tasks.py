@@ -171,6 +171,17 @@ class Settler:
     def finish(self, outcome: Outcome) -> None:
         conn, now = self.conn, self.now
         attempt_status = outcome.attempt_status or outcome.status
+        if outcome.status == "CANCELLED":
+            # The cancel already wrote the task's status; only the attempt is recorded.
+            self.record_attempt(
+                outcome.task_id,
+                outcome.retry_count,
+                attempt_status,
+                outcome.worker_id,
+                None,
+                outcome.started_at,
+            )
+            return
         if outcome.retry_at is not None:
             shape = self.shapes.get(conn, outcome.workflow_name).task(outcome.task_name)
             cur = conn.execute(
