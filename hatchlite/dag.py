@@ -293,6 +293,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         self._on_failure: Task[TWorkflowInput, Any] | None = None
         self._on_success: Task[TWorkflowInput, Any] | None = None
         self._shape: WorkflowShape | None = None
+        self._by_name: dict[str, Task[TWorkflowInput, Any]] | None = None
         validator = config.input_validator or EmptyModel
         self.input_validator_type: Any = validator
         try:
@@ -321,10 +322,13 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         return [*self.tasks, *extra]
 
     def task_by_name(self, name: str) -> Task[TWorkflowInput, Any]:
-        for task in self.all_tasks:
-            if task.name == name:
-                return task
-        raise KeyError(f"workflow {self.name!r} has no task {name!r}")
+        by_name = self._by_name
+        if by_name is None:
+            by_name = self._by_name = {t.name: t for t in self.all_tasks}
+        try:
+            return by_name[name]
+        except KeyError:
+            raise KeyError(f"workflow {self.name!r} has no task {name!r}") from None
 
     # -- decorators --------------------------------------------------------------
 
@@ -635,6 +639,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         if step_type is StepType.DEFAULT:
             self.tasks.append(task)
         self._shape = None
+        self._by_name = None
         return task
 
     def shape(self) -> WorkflowShape:

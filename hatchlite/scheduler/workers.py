@@ -58,11 +58,25 @@ class LocalWorker:
     def claim_request(self, defined: dict[str, BaseWorkflow[Any]]) -> ClaimRequest | None:
         if not self.accepting:
             return None
-        free = self.slots - self.used
-        free_durable = self.durable_slots - self.used_durable
+        served = self.served(defined)
+        free = max(0, self.slots - self.used)
+        free_durable = max(0, self.durable_slots - self.used_durable)
+        # Durable slots only count when a served workflow has durable tasks; otherwise
+        # the claim would fetch rows it cannot take.
+        if free_durable and not self._serves_durable(served, defined):
+            free_durable = 0
         if free <= 0 and free_durable <= 0:
             return None
-        return ClaimRequest(self.id, self.served(defined), max(0, free), max(0, free_durable))
+        return ClaimRequest(self.id, served, free, free_durable)
+
+    def _serves_durable(
+        self, served: tuple[str, ...], defined: dict[str, BaseWorkflow[Any]]
+    ) -> bool:
+        for name in served:
+            wf = defined.get(name)
+            if wf is not None and any(t.is_durable for t in wf.all_tasks):
+                return True
+        return False
 
     def take(self, execution: Execution) -> None:
         self.running[execution.task_id] = execution

@@ -67,6 +67,8 @@ class Database:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._stopped = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self.batches = 0  # number of transactions written, for benchmarks
 
     # -- lifecycle -------------------------------------------------------------
@@ -79,14 +81,44 @@ class Database:
         )
         self._thread.start()
         ready.result()
+        if self.path != ":memory:" and "mode=memory" not in self.path:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                name=f"hatchlite-checkpoint:{self.path}",
+                daemon=True,
+            )
+            self._checkpointer.start()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._stopped.set()
         self._queue.put(_STOP)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database file off the commit path, so no commit
+        pays for a checkpoint (the writer connection's auto-checkpoint is off)."""
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self.path.startswith("file:"),
+            )
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("PRAGMA busy_timeout = 100")
+            while not self._stopped.wait(0.25):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
 
     # -- submitting work ---------------------------------------------------------
 
@@ -311,6 +343,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
                 raise DatabaseError(f"database {path} cannot use WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Database._checkpoint_loop
         conn.execute("PRAGMA cache_size = -32000")
         _migrate(conn, path)
     except sqlite3.Error as exc:
