@@ -436,8 +436,13 @@ class Hatchet:
         labels: dict[str, str | int] | None = None,
         workflows: list[Any] | None = None,
         lifespan: LifespanFn | None = None,
+        *,
+        shutdown_grace: float | None = 60.0,
     ) -> Worker:
-        """A worker that serves `workflows` on `slots` slots once started."""
+        """A worker that serves `workflows` on `slots` slots once started.
+
+        `shutdown_grace` (hatchlite extra): seconds a stopping worker waits for running
+        tasks before re-queueing them; None waits without limit, as Hatchet does."""
         return Worker(
             self.config.apply_namespace(name),
             self,
@@ -446,6 +451,7 @@ class Hatchet:
             labels={**self.config.worker_preset_labels, **(labels or {})},
             workflows=workflows,
             lifespan=lifespan,
+            shutdown_grace=shutdown_grace,
         )
 
     # -- hatchlite extras --------------------------------------------------------
