@@ -31,6 +31,7 @@ class ExecutionLink(Protocol):
     worker_name: str
     lifespan: Any
     cancelled: bool
+    timed_out: bool
 
     def log(self, message: str, level: str) -> None: ...
     def request_cancel(self) -> None: ...
@@ -284,19 +285,20 @@ class Context:
 
     @property
     def is_cancelled(self) -> bool:
-        return self._link.cancelled
+        """Whether this attempt was told to stop (its run or task cancelled, or timed out)."""
+        return self._link.cancelled or self._link.timed_out
 
     @property
     def exit_flag(self) -> bool:
-        """Deprecated: whether this task was cancelled."""
-        return self._link.cancelled
+        """Deprecated: `is_cancelled`."""
+        return self.is_cancelled
 
     def done(self) -> bool:
         """Deprecated: whether this task was cancelled."""
         warnings.warn(
             "ctx.done() is deprecated, use ctx.is_cancelled", DeprecationWarning, stacklevel=2
         )
-        return self._link.cancelled
+        return self.is_cancelled
 
     def next_spawn_index(self) -> int:
         index = self._spawn_index
@@ -315,6 +317,7 @@ class _MockLink:
         self.worker_name = "mock-worker"
         self.lifespan = lifespan
         self.cancelled = False
+        self.timed_out = False
         self.logs: list[str] = []
 
     def log(self, message: str, level: str) -> None:
