@@ -15,7 +15,7 @@ from hatchlite.conditions import (
 )
 from hatchlite.context import Context
 from hatchlite.dag import Task, WorkflowConfig
-from hatchlite.durable import DurableContext
+from hatchlite.durable import DurableContext, SleepResult
 from hatchlite.exceptions import (
     DedupeViolationError,
     FailedTaskRunExceptionGroup,
@@ -30,6 +30,12 @@ from hatchlite.exceptions import (
     NonRetryableException,
     RunNotFoundError,
     TaskRunError,
+)
+from hatchlite.features.events import (
+    BulkPushEventOptions,
+    BulkPushEventWithMetadata,
+    Event,
+    PushEventOptions,
 )
 from hatchlite.features.runs import BulkCancelReplayOpts, TaskRunDetail, WorkflowRunDetail
 from hatchlite.runnables import BaseWorkflow, Standalone, TaskRunRef, Workflow, WorkflowRunRef
@@ -58,6 +64,8 @@ from hatchlite.worker import Worker, WorkerStartOptions, WorkerStatus
 __all__ = [
     "BaseWorkflow",
     "BulkCancelReplayOpts",
+    "BulkPushEventOptions",
+    "BulkPushEventWithMetadata",
     "ClientConfig",
     "Clock",
     "ConcurrencyExpression",
@@ -69,6 +77,7 @@ __all__ = [
     "DesiredWorkerLabel",
     "DurableContext",
     "EmptyModel",
+    "Event",
     "EvictionPolicy",
     "FailedTaskRunExceptionGroup",
     "Hatchet",
@@ -84,12 +93,14 @@ __all__ = [
     "OrGroup",
     "ParentCondition",
     "Priority",
+    "PushEventOptions",
     "RateLimit",
     "RateLimitDuration",
     "RunNotFoundError",
     "RunStatus",
     "ScheduleTriggerWorkflowOptions",
     "SleepCondition",
+    "SleepResult",
     "Standalone",
     "StickyStrategy",
     "Task",

@@ -19,6 +19,7 @@ from hatchlite.dag import (
     WorkflowConfig,
     normalize_concurrency,
 )
+from hatchlite.features.events import EventClient
 from hatchlite.features.runs import RunsClient
 from hatchlite.runnables import Standalone, Workflow
 from hatchlite.scheduler.engine import Engine
@@ -147,6 +148,7 @@ class Hatchet:
         else:
             ENGINES.get(self._key, clock, synchronous)  # fail early on a clock mismatch
         self.runs = RunsClient(self)
+        self.event = EventClient(self)
 
     @property
     def _engine(self) -> Engine:

@@ -312,6 +312,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
     def input_validator(self) -> TypeAdapter[Any]:
         return self.input_adapter
 
+    def config_namespace(self) -> Callable[[str], str]:
+        """How event keys and names are namespaced for this workflow's client."""
+        return lambda name: name
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} tasks={[t.name for t in self.all_tasks]}>"
 

@@ -58,15 +58,22 @@ class _Item:
         self.key = key
 
 
-def format_workflow_result(result: RunResult, mode: ResultMode) -> dict[str, Any]:
-    """A DAG's result dict, as `ref.result()` (poll) or `ref.aio_result()` (event) gives it."""
+def format_workflow_result(
+    result: RunResult, mode: ResultMode, durable_parent: bool = False
+) -> dict[str, Any]:
+    """A DAG's result dict, as `ref.result()` (poll) or `ref.aio_result()` (event) gives it.
+    Inside a durable task, a failed or cancelled child raises its `TaskRunError`."""
     if result.status == "FAILED":
         errors = [
             TaskRunError.from_json(t.error_json, t.task_id)
             for t in result.tasks
             if t.status == "FAILED" and t.error_json
         ]
+        if durable_parent and errors:
+            raise errors[0]
         raise FailedTaskRunExceptionGroup(f"Workflow run {result.run_id} failed.", errors)
+    if durable_parent and result.status == "CANCELLED":
+        raise TaskRunError("task was cancelled", "TaskRunError", "", result.run_id)
     if mode == "poll":
         if result.status == "CANCELLED":
             raise ValueError(f"Workflow run {result.run_id} was cancelled.")
@@ -139,6 +146,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     @property
     def client(self) -> Hatchet:
         return self._client
+
+    def config_namespace(self) -> Callable[[str], str]:
+        return self._client.config.apply_namespace
 
     @property
     def service_name(self) -> str:
@@ -228,6 +238,41 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         self, items: list[_Item], parent: Context | None, wait: bool
     ) -> list[str] | list[RunResult]:
         """Create runs; return their ids, or (wait=True) their results once they end."""
+        from hatchlite.durable import DurableContext
+
+        engine = self._client._engine
+        if isinstance(parent, DurableContext):
+            # A durable parent records the spawn, so a replay does not spawn again, and
+            # waits for the children without holding its slot.
+            indexed = sum(1 for item in items if item.child_index is None)
+            ids = await parent.spawn(self.name, lambda: self._create(items, parent), indexed)
+            if not wait:
+                return ids
+            return await parent._suspended(engine.wait_existing(ids))
+        if not wait:
+            return await self._create(items, parent)
+        run_ids = [str(uuid.uuid4()) for _ in items]
+        await engine.ensure_started()
+        futures = [engine.watch(run_id) for run_id in run_ids]
+        try:
+            ids = await self._create(items, parent, run_ids)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        if ids == run_ids:
+            return list(await asyncio.gather(*futures))
+        # Some were child runs spawned before: wait for those instead.
+        for new_id, future in zip(run_ids, futures, strict=True):
+            if new_id not in ids:
+                future.cancel()
+        return await engine.wait_existing(ids)
+
+    async def _create(
+        self, items: list[_Item], parent: Context | None, run_ids: list[str] | None = None
+    ) -> list[str]:
+        """Insert the runs (one transaction); returns their ids — for a child that
+        exists already (same parent task and key or index), the existing run's id."""
         client = self._client
         engine = client._engine
         await engine.ensure_started()
@@ -235,8 +280,8 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             await engine.ensure_implicit_worker()
         shape = self.shape()
         runs: list[NewRun] = []
-        for item in items:
-            run_id = str(uuid.uuid4())
+        for n, item in enumerate(items):
+            run_id = run_ids[n] if run_ids else str(uuid.uuid4())
             task_ids = (
                 {name: str(uuid.uuid4()) for name in shape.tasks}
                 if shape.is_dag
@@ -262,27 +307,8 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 )
             run.metadata_json = json.dumps(meta)
             runs.append(run)
-        futures = [engine.watch(run.run_id) for run in runs] if wait else []
-        try:
-            triggered = await engine.trigger([self], runs)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        ids = [t.run_id for t in triggered]
-        if not wait:
-            return ids
-        existing = [t.run_id for t in triggered if t.existed]
-        if existing:  # child runs that were spawned before: wait on those instead
-            for t, future in zip(triggered, futures, strict=True):
-                if t.existed:
-                    future.cancel()
-            old = iter(await engine.wait_existing(existing))
-            results = []
-            for t, future in zip(triggered, futures, strict=True):
-                results.append(next(old) if t.existed else await asyncio.shield(future))
-            return results
-        return list(await asyncio.gather(*futures))
+        triggered = await engine.trigger([self], runs)
+        return [t.run_id for t in triggered]
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return RUNTIME.call(functools.partial(fn, *args))
@@ -347,10 +373,11 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
     ) -> dict[str, Any] | WorkflowRunRef:
         """Run the workflow and wait: `{task_name: output}` (or a ref, without waiting)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
-        out = self._call(self._trigger, [item], current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = self._call(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
             return self._refs(out)[0]
-        return format_workflow_result(out[0], "poll")
+        return format_workflow_result(out[0], "poll", _durable(parent))
 
     @overload
     async def aio_run(
@@ -397,10 +424,11 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
     ) -> dict[str, Any] | WorkflowRunRef:
         """Async `run`."""
         item = self._item(input, options, child_key, additional_metadata, priority)
-        out = await self._acall(self._trigger, [item], current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = await self._acall(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
             return self._refs(out)[0]
-        return format_workflow_result(out[0], "event")
+        return format_workflow_result(out[0], "event", _durable(parent))
 
     def run_no_wait(
         self,
@@ -453,10 +481,13 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
     ) -> list[Any]:
         """Trigger many runs in one transaction; wait for all their results."""
         items = [self._item_from_config(c) for c in workflows]
-        out = self._call(self._trigger, items, current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = self._call(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
             return self._refs(out)
-        return _collect(out, lambda r: format_workflow_result(r, "poll"), return_exceptions)
+        return _collect(
+            out, lambda r: format_workflow_result(r, "poll", _durable(parent)), return_exceptions
+        )
 
     async def aio_run_many(
         self,
@@ -465,10 +496,13 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         wait_for_result: bool = True,
     ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
-        out = await self._acall(self._trigger, items, current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = await self._acall(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
             return self._refs(out)
-        return _collect(out, lambda r: format_workflow_result(r, "event"), return_exceptions)
+        return _collect(
+            out, lambda r: format_workflow_result(r, "event", _durable(parent)), return_exceptions
+        )
 
     def run_many_no_wait(self, workflows: list[WorkflowRunTriggerConfig]) -> list[WorkflowRunRef]:
         return self.run_many(workflows, wait_for_result=False)
@@ -533,9 +567,9 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
             input, additional_metadata, parent_outputs, retry_count, lifespan, dependencies
         )
 
-    def _output(self, result: RunResult, mode: ResultMode) -> R:
-        if result.status == "FAILED":
-            format_workflow_result(result, mode)  # raises
+    def _output(self, result: RunResult, mode: ResultMode, durable_parent: bool = False) -> R:
+        if result.status == "FAILED" or (durable_parent and result.status == "CANCELLED"):
+            format_workflow_result(result, mode, durable_parent)  # raises
         if result.status == "CANCELLED" and mode == "poll":
             raise ValueError(f"Workflow run {result.run_id} was cancelled.")
         text = result.tasks[0].output_json if result.tasks else None
@@ -589,10 +623,11 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
     ) -> R | TaskRunRef[TWorkflowInput, R]:
         """Run the task and wait for its output (or a ref, without waiting)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
-        out = self._call(self._trigger, [item], current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = self._call(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)[0]
-        return self._output(out[0], "poll")
+        return self._output(out[0], "poll", _durable(parent))
 
     @overload
     async def aio_run(
@@ -638,10 +673,11 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         desired_worker_labels: Any = None,
     ) -> R | TaskRunRef[TWorkflowInput, R]:
         item = self._item(input, options, child_key, additional_metadata, priority)
-        out = await self._acall(self._trigger, [item], current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = await self._acall(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)[0]
-        return self._output(out[0], "event")
+        return self._output(out[0], "event", _durable(parent))
 
     def run_no_wait(
         self,
@@ -692,10 +728,11 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         wait_for_result: bool = True,
     ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
-        out = self._call(self._trigger, items, current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = self._call(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)
-        return _collect(out, lambda r: self._output(r, "poll"), return_exceptions)
+        return _collect(out, lambda r: self._output(r, "poll", _durable(parent)), return_exceptions)
 
     async def aio_run_many(
         self,
@@ -704,10 +741,13 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         wait_for_result: bool = True,
     ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
-        out = await self._acall(self._trigger, items, current_context.get(), wait_for_result)
+        parent = current_context.get()
+        out = await self._acall(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
             return self._task_refs(out)
-        return _collect(out, lambda r: self._output(r, "event"), return_exceptions)
+        return _collect(
+            out, lambda r: self._output(r, "event", _durable(parent)), return_exceptions
+        )
 
     def run_many_no_wait(
         self, workflows: list[WorkflowRunTriggerConfig]
@@ -727,6 +767,12 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
 
     async def aio_get_result(self, run_id: str) -> R:
         return await self.get_run_ref(run_id).aio_result()
+
+
+def _durable(parent: Context | None) -> bool:
+    from hatchlite.durable import DurableContext
+
+    return isinstance(parent, DurableContext)
 
 
 def _collect(

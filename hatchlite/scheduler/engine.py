@@ -21,11 +21,14 @@ from hatchlite.exceptions import EngineClosedError, RunNotFoundError
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
+    ConditionSpec,
     LogLine,
     NewRun,
+    Node,
     Outcome,
     RunResult,
     Store,
+    StoredEvent,
     TriggerResult,
     WorkerRow,
 )
@@ -65,6 +68,7 @@ class Engine:
         self._timeouts: list[tuple[float, int, Execution]] = []
         self._timeout_seq = itertools.count()
         self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
+        self._suspended: dict[Node, asyncio.Future[str]] = {}
         self._store_deadline: float | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
@@ -301,6 +305,53 @@ class Engine:
         """Write buffered outcomes and logs now."""
         await self._step(external=False, claim=False)
 
+    # -- durable waits and events ---------------------------------------------------
+
+    async def open_wait(
+        self, task_id: str, node_id: int, key: str, conditions: list[ConditionSpec]
+    ) -> str | None:
+        return await self.store.durable_open_wait(
+            task_id, node_id, key, conditions, self.clock.time()
+        )
+
+    async def durable_wait(self, node: Node) -> str:
+        """Wait (holding no slot) until the durable entry `node` is satisfied."""
+        assert self.loop is not None
+        future: asyncio.Future[str] = self.loop.create_future()
+        self._suspended[node] = future
+        self.wake()  # deadlines and polling change
+        try:
+            # A timer or event may have satisfied it before the future was registered.
+            found = await self.store.durable_satisfied([node])
+            if node in found and not future.done():
+                future.set_result(found[node])
+            return await future
+        finally:
+            self._suspended.pop(node, None)
+
+    def _resolve_durable(self, satisfied: dict[Node, str]) -> None:
+        for node, result in satisfied.items():
+            future = self._suspended.get(node)
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    async def push_event(
+        self,
+        key: str,
+        payload_json: str,
+        metadata_json: str,
+        scope: str | None,
+        priority: int | None,
+    ) -> StoredEvent:
+        await self.ensure_started()
+        event, satisfied = await self.store.push_event(
+            key, payload_json, metadata_json, scope, priority, self.clock.time()
+        )
+        self._resolve_durable(satisfied)
+        self._last_activity = time.monotonic()
+        self.wake()
+        return event
+
     # -- executions --------------------------------------------------------------
 
     def execution_done(self, execution: Execution, outcome: Outcome | None) -> None:
@@ -309,6 +360,16 @@ class Engine:
         if outcome is not None:
             self._outcomes.append(outcome)
         self.wake()
+
+    def restart_timeout(self, execution: Execution) -> None:
+        """A durable task resumed: give its attempt a fresh execution timeout."""
+        seconds = execution.task.execution_timeout.total_seconds()
+        execution.timeout_at = self.clock.time() + seconds
+        heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
+
+    def resume_slot_abandoned(self, execution: Execution) -> None:
+        """A suspended durable task was cancelled or stopped while it held no slot."""
+        execution.slot_held = False
 
     def release_slot(self, execution: Execution) -> None:
         execution.worker.release(execution)
@@ -422,14 +483,14 @@ class Engine:
             delay = self.clock.real_delay(deadline) if deadline is not None else None
             if delay == 0.0:
                 return False
-            polling = bool(self.workers or self._waiters or self._executions)
+            polling = bool(self.workers or self._waiters or self._executions or self._suspended)
             timeout = delay
             if polling:
                 recent = time.monotonic() - self._last_activity < ACTIVE_WINDOW
                 interval = POLL_ACTIVE if recent else POLL_IDLE
                 timeout = interval if timeout is None else min(timeout, interval)
-            if not self._executions and not self._outcomes:
-                self.clock.idle(deadline)
+            if len(self._executions) <= len(self._suspended) and not self._outcomes:
+                self.clock.idle(deadline)  # nothing runs: a test clock may skip ahead
                 if wake.is_set():
                     continue
             try:
@@ -459,9 +520,17 @@ class Engine:
                     claims.append(request)
         check_runs = list(self._waiters) if external and self._waiters else []
         check_running = list(self._executions) if external and self._executions else []
+        check_durable = list(self._suspended) if external and self._suspended else []
         try:
             result = await self.store.tick(
-                now, outcomes, logs, claims, self._waiters, check_runs, check_running
+                now,
+                outcomes,
+                logs,
+                claims,
+                self._waiters,
+                check_runs,
+                check_running,
+                check_durable,
             )
         except BaseException:
             self._outcomes[:0] = outcomes
@@ -477,6 +546,7 @@ class Engine:
             if execution is not None:
                 execution.abort()
         self._deliver(result.results)
+        self._resolve_durable(result.durable)
         late = [r for r in result.finished_runs if r in self._waiters and r not in result.results]
         if late:
             await self._fetch_and_deliver(late)

@@ -7,12 +7,19 @@ import asyncio
 import contextvars
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
 from hatchlite.context import Context, RunData, current_context
-from hatchlite.exceptions import NonRetryableException, TaskCancelledError, TaskRunError
+from hatchlite.exceptions import (
+    HatchliteError,
+    NonDeterminismError,
+    NonRetryableException,
+    TaskCancelledError,
+    TaskRunError,
+)
 from hatchlite.store.records import ClaimedTask, Outcome
 from hatchlite.types import duration_expr
 
@@ -22,6 +29,11 @@ if TYPE_CHECKING:
     from hatchlite.scheduler.workers import LocalWorker
 
 logger = logging.getLogger("hatchlite")
+T = TypeVar("T")
+
+
+class DurableHistoryError(HatchliteError):
+    """A durable task's stored history cannot be replayed (it is damaged)."""
 
 
 class _InvalidInput(Exception):
@@ -113,8 +125,23 @@ class Execution:
         if self.task.is_durable:
             from hatchlite.durable import DurableContext
 
-            return DurableContext(self.task, run, self)
+            return DurableContext(self.task, run, self, claimed.history, claimed.invocation_count)
         return Context(self.task, run, self)
+
+    async def suspend(self, awaitable: Awaitable[T]) -> T:
+        """Await without holding a slot (a durable wait); the execution timeout does not
+        run meanwhile, and starts afresh when the task resumes."""
+        self.worker.release(self)
+        self.timeout_at = None
+        self.engine.wake()  # a freed slot: claim more work
+        try:
+            result = await awaitable
+        except BaseException:
+            self.engine.resume_slot_abandoned(self)
+            raise
+        await self.worker.reacquire(self)
+        self.engine.restart_timeout(self)
+        return result
 
     async def _invoke(self, ctx: Context) -> Any:
         task = self.task
@@ -136,8 +163,8 @@ class Execution:
     async def _run(self) -> None:
         outcome: Outcome | None = None
         try:
-            ctx = self.make_context()
             try:
+                ctx = self.make_context()
                 value = await self._invoke(ctx)
                 output_json = self.task.dump_output(value)
             except asyncio.CancelledError:
@@ -146,7 +173,7 @@ class Execution:
                 outcome = self._interrupted()
             except TaskCancelledError:
                 outcome = self._interrupted()
-            except _InvalidInput as exc:
+            except (_InvalidInput, DurableHistoryError, NonDeterminismError) as exc:
                 outcome = self._failed(exc, retryable=False)
             except NonRetryableException as exc:
                 outcome = self._failed(exc, retryable=False)
@@ -186,7 +213,7 @@ class Execution:
         return self._outcome("CANCELLED", attempt_status="CANCELLED")
 
     def _failed(self, exc: BaseException, *, retryable: bool) -> Outcome:
-        if not isinstance(exc, NonRetryableException | _InvalidInput):
+        if not isinstance(exc, NonRetryableException | _InvalidInput | NonDeterminismError):
             logger.warning(
                 "task %s:%s attempt %d failed: %s: %s",
                 self.task.workflow.name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,8 @@ class LocalWorker:
             max_workers=max(1, slots) + 64, thread_name_prefix=f"hatchlite-{name}"
         )
         self.tasks_done = 0
+        # Durable tasks resuming after a wait, queued for a slot (served before new claims).
+        self._resuming: deque[tuple[Execution, asyncio.Future[None]]] = deque()
 
     @property
     def implicit(self) -> bool:
@@ -80,13 +84,11 @@ class LocalWorker:
 
     def take(self, execution: Execution) -> None:
         self.running[execution.task_id] = execution
-        if execution.task.is_durable:
-            self.used_durable += 1
-        else:
-            self.used += execution.task.slot_cost
+        self._hold(execution)
 
     def release(self, execution: Execution) -> None:
-        """Give back the execution's slot (once), when it ends or calls release_slot()."""
+        """Give back the execution's slot (once), when it ends, waits, or calls
+        release_slot()."""
         if not execution.slot_held:
             return
         execution.slot_held = False
@@ -94,6 +96,34 @@ class LocalWorker:
             self.used_durable -= 1
         else:
             self.used -= execution.task.slot_cost
+        while self._resuming and self._fits(self._resuming[0][0]):
+            waiting, future = self._resuming.popleft()
+            if not future.done():
+                self._hold(waiting)
+                future.set_result(None)
+
+    def _fits(self, execution: Execution) -> bool:
+        if execution.task.is_durable:
+            return self.used_durable < self.durable_slots
+        return self.used + execution.task.slot_cost <= self.slots
+
+    def _hold(self, execution: Execution) -> None:
+        execution.slot_held = True
+        if execution.task.is_durable:
+            self.used_durable += 1
+        else:
+            self.used += execution.task.slot_cost
+
+    async def reacquire(self, execution: Execution) -> None:
+        """Take a slot again for an execution that released it (a durable wait ended)."""
+        if execution.slot_held:
+            return
+        if not self._resuming and self._fits(execution):
+            self._hold(execution)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._resuming.append((execution, future))
+        await future
 
     def forget(self, execution: Execution) -> None:
         self.release(execution)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Container
 
+from hatchlite.store import durable as _durable
 from hatchlite.store import runs as _runs
 from hatchlite.store import tasks as _tasks
 from hatchlite.store import workers as _workers
 from hatchlite.store.db import Database, DatabaseLockedError
+from hatchlite.store.durable import ConditionSpec, HistoryEntry, Node, StoredEvent
 from hatchlite.store.records import (
     ClaimedTask,
     ClaimRequest,
@@ -31,12 +33,16 @@ from hatchlite.store.workers import WorkerRow
 __all__ = [
     "ClaimRequest",
     "ClaimedTask",
+    "ConditionSpec",
     "DatabaseLockedError",
+    "HistoryEntry",
     "LogLine",
     "NewRun",
+    "Node",
     "Outcome",
     "RunResult",
     "Store",
+    "StoredEvent",
     "TaskShape",
     "TickResult",
     "TriggerResult",
@@ -114,16 +120,21 @@ class Store:
         watched: Container[str] = (),
         check_runs: list[str] | None = None,
         check_running: list[str] | None = None,
+        check_durable: list[Node] | None = None,
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
 
         Results are returned for runs that ended and are in `watched`, and for runs of
         `check_runs` that ended (by another process); `check_running` are task ids
-        running here, of which those cancelled elsewhere are returned.
+        running here, of which those cancelled elsewhere are returned; `check_durable`
+        are waits suspended here, of which those satisfied elsewhere are returned.
         """
 
         def job(conn: sqlite3.Connection) -> TickResult:
+            durable = _durable.fire_timers_txn(conn, now)
+            if check_durable:
+                durable.update(_durable.satisfied_among_txn(conn, check_durable))
             settler = _tasks.Settler(conn, self.shapes, now)
             for outcome in outcomes:
                 settler.finish(outcome)
@@ -144,9 +155,46 @@ class Store:
                 cancelled_running=cancelled,
                 next_deadline=_tasks.next_deadline(conn, now),
                 results=_runs.results_txn(conn, wanted) if wanted else {},
+                durable=durable,
             )
 
         return await self.db.run(job)
+
+    # -- durable history and events -------------------------------------------------
+
+    async def durable_record(
+        self, task_id: str, node_id: int, kind: str, key: str, result_json: str, now: float
+    ) -> None:
+        await self.db.run(
+            lambda conn: _durable.record_txn(conn, task_id, node_id, kind, key, result_json, now)
+        )
+
+    async def durable_open_wait(
+        self, task_id: str, node_id: int, key: str, conditions: list[ConditionSpec], now: float
+    ) -> str | None:
+        return await self.db.run(
+            lambda conn: _durable.open_wait_txn(conn, task_id, node_id, key, conditions, now)
+        )
+
+    async def durable_satisfied(self, nodes: list[Node]) -> dict[Node, str]:
+        return await self.db.run(
+            lambda conn: _durable.satisfied_among_txn(conn, nodes), write=False
+        )
+
+    async def push_event(
+        self,
+        key: str,
+        payload_json: str,
+        metadata_json: str,
+        scope: str | None,
+        priority: int | None,
+        now: float,
+    ) -> tuple[StoredEvent, dict[Node, str]]:
+        return await self.db.run(
+            lambda conn: _durable.push_event_txn(
+                conn, key, payload_json, metadata_json, scope, priority, now
+            )
+        )
 
     # -- workers -------------------------------------------------------------------
 

@@ -93,6 +93,9 @@ class ClaimedTask:
     parent_task_run_id: str | None = None
     child_index: int | None = None
     child_key: str | None = None
+    # Durable tasks: their history so far, and how many times the task was started.
+    history: list[Any] | None = None
+    invocation_count: int = 1
 
 
 @dataclass(slots=True)
@@ -129,6 +132,7 @@ class TickResult:
     cancelled_running: list[str]  # running task ids found cancelled by another process
     next_deadline: float | None
     results: dict[str, RunResult]  # results of watched runs that ended
+    durable: dict[tuple[str, int], str] = field(default_factory=dict)  # waits satisfied
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,8 +114,55 @@ _V1 = [
     )""",
 ]
 
+# Durable execution: each durable call of a task run is an entry (node 1, 2, ...) with
+# its result once known; a wait's conditions are rows matched by timers and events.
+_V2 = [
+    """CREATE TABLE durable_events (
+        task_run_id TEXT NOT NULL,
+        node_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        created_at REAL NOT NULL,
+        satisfied_at REAL,
+        PRIMARY KEY (task_run_id, node_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE durable_conditions (
+        task_run_id TEXT NOT NULL,
+        node_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        grp INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        readable_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        event_key TEXT,
+        expression TEXT,
+        scope TEXT,
+        wake_at REAL,
+        payload TEXT,
+        PRIMARY KEY (task_run_id, node_id, idx)
+    ) WITHOUT ROWID""",
+    """CREATE INDEX durable_conditions_timer ON durable_conditions (wake_at)
+        WHERE status = 'OPEN' AND kind = 'SLEEP'""",
+    """CREATE INDEX durable_conditions_event ON durable_conditions (event_key)
+        WHERE status = 'OPEN' AND kind = 'EVENT'""",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        additional_metadata TEXT NOT NULL,
+        scope TEXT,
+        priority INTEGER,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE INDEX events_key ON events (key, created_at)""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -89,6 +89,9 @@ def claim_txn(
             dag_runs.append(run_id)
     if not chosen:
         return []
+    durable = [c for c in chosen if shapes.get(conn, c.workflow_name).task(c.task_name).is_durable]
+    if durable:
+        _attach_history(conn, durable)
     conn.executemany(
         """UPDATE task_runs SET status = 'RUNNING', worker_id = ?, started_at = ?, timeout_at = ?
            WHERE seq = ? AND status = 'QUEUED'""",
@@ -102,6 +105,24 @@ def claim_txn(
     )
     _attach_run_data(conn, chosen, run_ids, dag_runs)
     return chosen
+
+
+def _attach_history(conn: sqlite3.Connection, durable: list[ClaimedTask]) -> None:
+    from hatchlite.store.durable import load_history_txn
+
+    ids = [c.task_id for c in durable]
+    history = load_history_txn(conn, ids)
+    starts: dict[str, int] = {}
+    for part in chunks(ids):
+        for task_id, count in conn.execute(
+            f"""SELECT task_run_id, count(*) FROM task_attempts
+                WHERE task_run_id IN ({marks(len(part))}) GROUP BY task_run_id""",
+            part,
+        ):
+            starts[task_id] = count
+    for claimed in durable:
+        claimed.history = history.get(claimed.task_id, [])
+        claimed.invocation_count = starts.get(claimed.task_id, 0) + 1
 
 
 def _attach_run_data(
@@ -362,6 +383,11 @@ def next_deadline(conn: sqlite3.Connection, now: float) -> float | None:
         (now,),
     ).fetchone()
     candidates = [v for v in row if v is not None]
+    from hatchlite.store.durable import next_timer
+
+    timer = next_timer(conn)
+    if timer is not None:
+        candidates.append(timer)
     return min(candidates) if candidates else None
 
 

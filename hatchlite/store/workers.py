@@ -96,7 +96,7 @@ def requeue_worker_tasks(settler: Settler, worker_id: str, reason: str) -> int:
     conn, now = settler.conn, settler.now
     rows = conn.execute(
         """SELECT t.id, t.retry_count, t.started_at, t.workflow_name, t.task_name
-           FROM task_runs t WHERE t.worker_id = ? AND t.status = 'RUNNING'""",
+           FROM task_runs t WHERE t.worker_id = ? AND t.status IN ('RUNNING', 'WAITING')""",
         (worker_id,),
     ).fetchall()
     for task_id, retry_count, started_at, wf_name, task_name in rows:
@@ -104,7 +104,7 @@ def requeue_worker_tasks(settler: Settler, worker_id: str, reason: str) -> int:
         cur = conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', worker_id = NULL, timeout_at = NULL,
                    available_at = ?, queued_at = ?, schedule_deadline = ?
-               WHERE id = ? AND status = 'RUNNING' AND worker_id = ?""",
+               WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
             (now, now, now + shape.schedule_timeout, task_id, worker_id),
         )
         if cur.rowcount:

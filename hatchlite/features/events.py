@@ -1,0 +1,157 @@
+"""`hatchet.event`: push events (they wake durable waits that match them)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from hatchlite.context import current_context
+from hatchlite.scheduler.runtime import RUNTIME
+from hatchlite.types import JSONMap
+
+if TYPE_CHECKING:
+    from hatchlite.client import Hatchet
+
+
+class Event(BaseModel):
+    """The result of a push (Hatchet's `hatchet_sdk.clients.events.Event`): payload and
+    metadata as JSON text."""
+
+    tenant_id: str
+    event_id: str
+    key: str
+    payload: str
+    seen_at: datetime
+    additional_metadata: str | None = None
+    scope: str | None = None
+
+
+class PushEventOptions(BaseModel):
+    additional_metadata: JSONMap = Field(default_factory=dict)
+    namespace: str | None = None
+    priority: int | None = None
+    scope: str | None = None
+
+
+class BulkPushEventWithMetadata(BaseModel):
+    key: str = ""
+    payload: JSONMap = Field(default_factory=dict)
+    additional_metadata: JSONMap = Field(default_factory=dict)
+    priority: int | None = None
+    scope: str | None = None
+
+
+class BulkPushEventOptions(BaseModel):
+    namespace: str | None = None
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"event {what} must be JSON-serializable: {exc}") from exc
+
+
+class EventClient:
+    def __init__(self, client: Hatchet) -> None:
+        self._client = client
+
+    def _prepare(
+        self,
+        event_key: str,
+        payload: JSONMap,
+        options: PushEventOptions | None,
+        additional_metadata: JSONMap | None,
+        priority: int | None,
+        scope: str | None,
+    ) -> tuple[str, str, str, str | None, int | None]:
+        opts = options or PushEventOptions()
+        key = self._client.config.apply_namespace(event_key, opts.namespace)
+        meta = {**opts.additional_metadata, **(additional_metadata or {})}
+        ctx = current_context.get()
+        if ctx is not None:  # pushed from inside a task: say which
+            meta.setdefault("hatchet__source_workflow_run_id", ctx.workflow_run_id)
+            meta.setdefault("hatchet__source_step_run_id", ctx.task_run_id)
+        return (
+            key,
+            _json(payload, "payload"),
+            _json(meta, "additional_metadata"),
+            scope if scope is not None else opts.scope,
+            priority if priority is not None else opts.priority,
+        )
+
+    async def _push(
+        self, key: str, payload: str, meta: str, scope: str | None, priority: int | None
+    ) -> Event:
+        stored = await self._client._engine.push_event(key, payload, meta, scope, priority)
+        return Event(
+            tenant_id=self._client.tenant_id,
+            event_id=stored.id,
+            key=stored.key,
+            payload=stored.payload_json,
+            seen_at=datetime.fromtimestamp(stored.created_at, UTC),
+            additional_metadata=stored.metadata_json,
+            scope=stored.scope,
+        )
+
+    def push(
+        self,
+        event_key: str,
+        payload: JSONMap,
+        options: PushEventOptions | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        scope: str | None = None,
+    ) -> Event:
+        """Store an event; durable waits whose key, scope and expression match wake up."""
+        prepared = self._prepare(event_key, payload, options, additional_metadata, priority, scope)
+        return RUNTIME.call(self._push, *prepared)
+
+    async def aio_push(
+        self,
+        event_key: str,
+        payload: JSONMap,
+        options: PushEventOptions | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+        scope: str | None = None,
+    ) -> Event:
+        prepared = self._prepare(event_key, payload, options, additional_metadata, priority, scope)
+        return await RUNTIME.acall(self._push, *prepared)
+
+    def bulk_push(
+        self,
+        events: list[BulkPushEventWithMetadata],
+        options: BulkPushEventOptions | None = None,
+    ) -> list[Event]:
+        return [
+            self.push(
+                e.key,
+                e.payload,
+                PushEventOptions(namespace=options.namespace if options else None),
+                additional_metadata=e.additional_metadata,
+                priority=e.priority,
+                scope=e.scope,
+            )
+            for e in events
+        ]
+
+    async def aio_bulk_push(
+        self,
+        events: list[BulkPushEventWithMetadata],
+        options: BulkPushEventOptions | None = None,
+    ) -> list[Event]:
+        return [
+            await self.aio_push(
+                e.key,
+                e.payload,
+                PushEventOptions(namespace=options.namespace if options else None),
+                additional_metadata=e.additional_metadata,
+                priority=e.priority,
+                scope=e.scope,
+            )
+            for e in events
+        ]

@@ -1,0 +1,269 @@
+"""Durable history: one entry per durable call of a task run, and the conditions of its
+waits, satisfied by timers and pushed events inside the same transactions that fire
+or store them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from hatchlite.cel import evaluate_bool
+from hatchlite.store.tasks import chunks, marks
+
+Node = tuple[str, int]  # (task run id, node id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    node_id: int
+    kind: str
+    key: str
+    status: str
+    result: str | None
+
+
+@dataclass(slots=True)
+class ConditionSpec:
+    """One condition of a wait. Conditions with the same `group` are alternatives (an
+    `or_`); every group must be met."""
+
+    group: int
+    kind: str  # SLEEP or EVENT
+    readable_key: str
+    wake_at: float | None = None
+    sleep_payload: str | None = None
+    event_key: str | None = None
+    expression: str | None = None
+    scope: str | None = None
+    since: float | None = None  # EVENT: events stored since then count too
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    key: str
+    payload_json: str
+    metadata_json: str
+    scope: str | None
+    priority: int | None
+    created_at: float
+
+
+def load_history_txn(
+    conn: sqlite3.Connection, task_ids: list[str]
+) -> dict[str, list[HistoryEntry]]:
+    out: dict[str, list[HistoryEntry]] = {}
+    for part in chunks(task_ids):
+        for task_id, node_id, kind, key, status, result in conn.execute(
+            f"""SELECT task_run_id, node_id, kind, key, status, result FROM durable_events
+                WHERE task_run_id IN ({marks(len(part))}) ORDER BY task_run_id, node_id""",
+            part,
+        ):
+            out.setdefault(task_id, []).append(HistoryEntry(node_id, kind, key, status, result))
+    return out
+
+
+def record_txn(
+    conn: sqlite3.Connection,
+    task_id: str,
+    node_id: int,
+    kind: str,
+    key: str,
+    result_json: str,
+    now: float,
+) -> None:
+    """An entry whose result is known at once (now, spawn, memo)."""
+    conn.execute(
+        """INSERT INTO durable_events (task_run_id, node_id, kind, key, status, result,
+               created_at, satisfied_at) VALUES (?, ?, ?, ?, 'SATISFIED', ?, ?, ?)""",
+        (task_id, node_id, kind, key, result_json, now, now),
+    )
+
+
+def open_wait_txn(
+    conn: sqlite3.Connection,
+    task_id: str,
+    node_id: int,
+    key: str,
+    conditions: list[ConditionSpec],
+    now: float,
+) -> str | None:
+    """Record a wait and its conditions; returns its result if already satisfied (a
+    zero sleep, or a matching event within a lookback window)."""
+    conn.execute(
+        """INSERT INTO durable_events (task_run_id, node_id, kind, key, status, created_at)
+           VALUES (?, ?, 'WAIT', ?, 'PENDING', ?)""",
+        (task_id, node_id, key, now),
+    )
+    rows = []
+    for idx, cond in enumerate(conditions):
+        status, payload = "OPEN", cond.sleep_payload
+        if cond.kind == "SLEEP" and cond.wake_at is not None and cond.wake_at <= now:
+            status = "MET"
+        elif cond.kind == "EVENT" and cond.since is not None:
+            found = _earlier_event(conn, cond)
+            if found is not None:
+                status, payload = "MET", found
+        rows.append(
+            (
+                task_id,
+                node_id,
+                idx,
+                cond.group,
+                cond.kind,
+                cond.readable_key,
+                status,
+                cond.event_key,
+                cond.expression,
+                cond.scope,
+                cond.wake_at,
+                payload,
+            )
+        )
+    conn.executemany(
+        """INSERT INTO durable_conditions (task_run_id, node_id, idx, grp, kind, readable_key,
+               status, event_key, expression, scope, wake_at, payload)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        rows,
+    )
+    return _settle_entry(conn, task_id, node_id, now)
+
+
+def _earlier_event(conn: sqlite3.Connection, cond: ConditionSpec) -> str | None:
+    for payload, metadata, scope in conn.execute(
+        """SELECT payload, additional_metadata, scope FROM events
+           WHERE key = ? AND created_at >= ? ORDER BY seq""",
+        (cond.event_key, cond.since),
+    ):
+        if _event_matches(cond.scope, cond.expression, payload, metadata, scope):
+            return str(payload)
+    return None
+
+
+def _event_matches(
+    want_scope: str | None,
+    expression: str | None,
+    payload: str,
+    metadata: str,
+    scope: str | None,
+) -> bool:
+    if want_scope is not None and want_scope != scope:
+        return False
+    if not expression:
+        return True
+    return evaluate_bool(
+        expression, {"input": json.loads(payload), "additional_metadata": json.loads(metadata)}
+    )
+
+
+def _settle_entry(conn: sqlite3.Connection, task_id: str, node_id: int, now: float) -> str | None:
+    """If every group of the wait has a met condition, satisfy the entry."""
+    conds = conn.execute(
+        """SELECT grp, readable_key, status, payload FROM durable_conditions
+           WHERE task_run_id = ? AND node_id = ? ORDER BY idx""",
+        (task_id, node_id),
+    ).fetchall()
+    groups: dict[int, bool] = {}
+    for grp, _, status, _ in conds:
+        groups[grp] = groups.get(grp, False) or status == "MET"
+    if not groups or not all(groups.values()):
+        return None
+    matched: dict[str, list[Any]] = {}
+    for _, readable_key, status, payload in conds:
+        if status == "MET":
+            matched.setdefault(readable_key, []).append(json.loads(payload) if payload else {})
+    result = json.dumps({"CREATE": matched})
+    cur = conn.execute(
+        """UPDATE durable_events SET status = 'SATISFIED', result = ?, satisfied_at = ?
+           WHERE task_run_id = ? AND node_id = ? AND status = 'PENDING'""",
+        (result, now, task_id, node_id),
+    )
+    conn.execute(
+        """UPDATE durable_conditions SET status = 'CLOSED'
+           WHERE task_run_id = ? AND node_id = ? AND status = 'OPEN'""",
+        (task_id, node_id),
+    )
+    return result if cur.rowcount else None
+
+
+def fire_timers_txn(conn: sqlite3.Connection, now: float) -> dict[Node, str]:
+    """Meet every sleep condition that is due; returns the waits this satisfied."""
+    due = conn.execute(
+        """SELECT task_run_id, node_id, idx FROM durable_conditions
+           WHERE status = 'OPEN' AND kind = 'SLEEP' AND wake_at <= ?""",
+        (now,),
+    ).fetchall()
+    if not due:
+        return {}
+    conn.executemany(
+        """UPDATE durable_conditions SET status = 'MET'
+           WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
+        due,
+    )
+    return _settle_many(conn, {(t, n) for t, n, _ in due}, now)
+
+
+def _settle_many(conn: sqlite3.Connection, nodes: set[Node], now: float) -> dict[Node, str]:
+    out: dict[Node, str] = {}
+    for task_id, node_id in sorted(nodes):
+        result = _settle_entry(conn, task_id, node_id, now)
+        if result is not None:
+            out[(task_id, node_id)] = result
+    return out
+
+
+def push_event_txn(
+    conn: sqlite3.Connection,
+    key: str,
+    payload_json: str,
+    metadata_json: str,
+    scope: str | None,
+    priority: int | None,
+    now: float,
+) -> tuple[StoredEvent, dict[Node, str]]:
+    """Store an event and meet the open event conditions it matches."""
+    event = StoredEvent(str(uuid.uuid4()), key, payload_json, metadata_json, scope, priority, now)
+    conn.execute(
+        """INSERT INTO events (id, key, payload, additional_metadata, scope, priority, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (event.id, key, payload_json, metadata_json, scope, priority, now),
+    )
+    met: list[tuple[str, str, int, int]] = []
+    for task_id, node_id, idx, want_scope, expression in conn.execute(
+        """SELECT task_run_id, node_id, idx, scope, expression FROM durable_conditions
+           WHERE status = 'OPEN' AND kind = 'EVENT' AND event_key = ?""",
+        (key,),
+    ).fetchall():
+        if _event_matches(want_scope, expression, payload_json, metadata_json, scope):
+            met.append((payload_json, task_id, node_id, idx))
+    if not met:
+        return event, {}
+    conn.executemany(
+        """UPDATE durable_conditions SET status = 'MET', payload = ?
+           WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
+        met,
+    )
+    return event, _settle_many(conn, {(t, n) for _, t, n, _ in met}, now)
+
+
+def satisfied_among_txn(conn: sqlite3.Connection, nodes: list[Node]) -> dict[Node, str]:
+    out: dict[Node, str] = {}
+    for task_id, node_id in nodes:
+        row = conn.execute(
+            """SELECT result FROM durable_events WHERE task_run_id = ? AND node_id = ?
+               AND status = 'SATISFIED'""",
+            (task_id, node_id),
+        ).fetchone()
+        if row is not None:
+            out[(task_id, node_id)] = row[0]
+    return out
+
+
+def next_timer(conn: sqlite3.Connection) -> float | None:
+    row = conn.execute(
+        "SELECT min(wake_at) FROM durable_conditions WHERE status = 'OPEN' AND kind = 'SLEEP'"
+    ).fetchone()
+    return None if row[0] is None else float(row[0])
