@@ -44,7 +44,7 @@ class Greeting(BaseModel):
     text: str
 
 
-@hatchet.task()
+@hatchet.task(input_validator=Order)
 def greet(input: Order, ctx: Context) -> Greeting:
     return Greeting(text=f"thanks for ordering {len(input.items)} items")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -14,14 +14,18 @@ from hatchlite.context import Context
 from hatchlite.dag import (
     DEFAULT_EXECUTION_TIMEOUT,
     DEFAULT_SCHEDULE_TIMEOUT,
-    R,
     TWorkflowInput,
     WorkflowConfig,
     normalize_concurrency,
 )
 from hatchlite.features.events import EventClient
 from hatchlite.features.runs import RunsClient
-from hatchlite.runnables import Standalone, Workflow
+from hatchlite.runnables import (
+    DurableStandaloneDecorator,
+    Standalone,
+    StandaloneDecorator,
+    Workflow,
+)
 from hatchlite.scheduler.engine import Engine
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.types import (
@@ -30,6 +34,7 @@ from hatchlite.types import (
     DefaultFilter,
     DesiredWorkerLabel,
     Duration,
+    EmptyModel,
     EvictionPolicy,
     JSONMap,
     Priority,
@@ -330,7 +335,7 @@ class Hatchet:
         default_additional_metadata: JSONMap | None = None,
         idempotency: Any = None,
         slot_cost: int | None = None,
-    ) -> Callable[[Callable[[Any, Context], R]], Standalone[Any, R]]: ...
+    ) -> StandaloneDecorator[EmptyModel]: ...
 
     @overload
     def task(
@@ -357,7 +362,7 @@ class Hatchet:
         default_additional_metadata: JSONMap | None = None,
         idempotency: Any = None,
         slot_cost: int | None = None,
-    ) -> Callable[[Callable[[TWorkflowInput, Context], R]], Standalone[TWorkflowInput, R]]: ...
+    ) -> StandaloneDecorator[TWorkflowInput]: ...
 
     def task(
         self,
@@ -383,7 +388,7 @@ class Hatchet:
         default_additional_metadata: JSONMap | None = None,
         idempotency: Any = None,
         slot_cost: int | None = None,
-    ) -> Callable[[Callable[[Any, Context], Any]], Standalone[Any, Any]]:
+    ) -> StandaloneDecorator[Any]:
         """Declare a standalone task: a workflow of one task, whose `run` returns the
         task's output."""
         kwargs = dict(locals())
@@ -392,7 +397,7 @@ class Hatchet:
         def decorator(fn: Callable[[Any, Context], Any]) -> Standalone[Any, Any]:
             return self._standalone(fn, durable=False, name=name, kwargs=kwargs)
 
-        return decorator
+        return cast("StandaloneDecorator[Any]", decorator)
 
     def durable_task(
         self,
@@ -418,7 +423,7 @@ class Hatchet:
         default_additional_metadata: JSONMap | None = None,
         idempotency: Any = None,
         eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
-    ) -> Callable[[Callable[[Any, Any], Any]], Standalone[Any, Any]]:
+    ) -> DurableStandaloneDecorator[Any]:
         """Declare a standalone durable task (see `DurableContext`)."""
         kwargs = dict(locals())
         kwargs.pop("self")
@@ -426,7 +431,7 @@ class Hatchet:
         def decorator(fn: Callable[[Any, Any], Any]) -> Standalone[Any, Any]:
             return self._standalone(fn, durable=True, name=name, kwargs=kwargs)
 
-        return decorator
+        return cast("DurableStandaloneDecorator[Any]", decorator)
 
     # -- workers -----------------------------------------------------------------
 

@@ -10,9 +10,9 @@ import dataclasses
 import inspect
 import json
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
@@ -49,6 +49,36 @@ DEFAULT_EXECUTION_TIMEOUT = timedelta(seconds=60)
 DEFAULT_RETRIES = 0
 
 TaskFunc = Callable[[Any, Any], Any]
+R2 = TypeVar("R2")
+
+
+class TaskDecorator(Protocol[TWorkflowInput]):
+    """`@wf.task(...)`: takes `(input, ctx)` functions, sync or async; the task's output
+    type is the function's return type (awaited, for `async def`)."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, Context], Coroutine[Any, Any, R2]], /
+    ) -> Task[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, Context], R2], /
+    ) -> Task[TWorkflowInput, R2]: ...
+
+
+class DurableTaskDecorator(Protocol[TWorkflowInput]):
+    """`@wf.durable_task(...)`: like `TaskDecorator`, with a `DurableContext`."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, DurableContext], Coroutine[Any, Any, R2]], /
+    ) -> Task[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, DurableContext], R2], /
+    ) -> Task[TWorkflowInput, R2]: ...
 
 
 @dataclasses.dataclass
@@ -355,12 +385,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         skip_if: list[Condition | OrGroup] | None = None,
         cancel_if: list[Condition | OrGroup] | None = None,
         slot_cost: int | None = None,
-    ) -> Callable[[Callable[[TWorkflowInput, Context], R | Awaitable[R]]], Task[TWorkflowInput, R]]:
+    ) -> TaskDecorator[TWorkflowInput]:
         """Declare a task of this workflow."""
 
-        def decorator(
-            fn: Callable[[TWorkflowInput, Context], R | Awaitable[R]],
-        ) -> Task[TWorkflowInput, R]:
+        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
             return self._add(
                 fn,
                 StepType.DEFAULT,
@@ -383,7 +411,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 apply_defaults=True,
             )
 
-        return decorator
+        return cast("TaskDecorator[TWorkflowInput]", decorator)
 
     def durable_task(
         self,
@@ -404,14 +432,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         skip_if: list[Condition | OrGroup] | None = None,
         cancel_if: list[Condition | OrGroup] | None = None,
         eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
-    ) -> Callable[
-        [Callable[[TWorkflowInput, DurableContext], R | Awaitable[R]]], Task[TWorkflowInput, R]
-    ]:
+    ) -> DurableTaskDecorator[TWorkflowInput]:
         """Declare a durable task: its sleeps, waits and child spawns are checkpointed."""
 
-        def decorator(
-            fn: Callable[[TWorkflowInput, DurableContext], R | Awaitable[R]],
-        ) -> Task[TWorkflowInput, R]:
+        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
             return self._add(
                 fn,
                 StepType.DEFAULT,
@@ -434,7 +458,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 apply_defaults=True,
             )
 
-        return decorator
+        return cast("DurableTaskDecorator[TWorkflowInput]", decorator)
 
     def on_failure_task(
         self,
@@ -447,12 +471,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         concurrency: int | list[ConcurrencyExpression] | None = None,
-    ) -> Callable[[Callable[[TWorkflowInput, Context], R | Awaitable[R]]], Task[TWorkflowInput, R]]:
+    ) -> TaskDecorator[TWorkflowInput]:
         """Declare the task that runs as soon as any task of a run fails."""
 
-        def decorator(
-            fn: Callable[[TWorkflowInput, Context], R | Awaitable[R]],
-        ) -> Task[TWorkflowInput, R]:
+        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
             if self._on_failure is not None:
                 raise InvalidDefinitionError(
                     f"workflow {self.name!r} already has an on_failure task "
@@ -482,7 +504,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             self._on_failure = task
             return task
 
-        return decorator
+        return cast("TaskDecorator[TWorkflowInput]", decorator)
 
     def on_success_task(
         self,
@@ -495,12 +517,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         concurrency: int | list[ConcurrencyExpression] | None = None,
-    ) -> Callable[[Callable[[TWorkflowInput, Context], R | Awaitable[R]]], Task[TWorkflowInput, R]]:
+    ) -> TaskDecorator[TWorkflowInput]:
         """Declare the task that runs after every other task of a run completed."""
 
-        def decorator(
-            fn: Callable[[TWorkflowInput, Context], R | Awaitable[R]],
-        ) -> Task[TWorkflowInput, R]:
+        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
             if self._on_success is not None:
                 raise InvalidDefinitionError(
                     f"workflow {self.name!r} already has an on_success task "
@@ -530,7 +550,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             self._on_success = task
             return task
 
-        return decorator
+        return cast("TaskDecorator[TWorkflowInput]", decorator)
 
     # -- building ----------------------------------------------------------------
 

@@ -12,8 +12,8 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 from hatchlite.context import Context, current_context
 from hatchlite.dag import (
@@ -31,9 +31,39 @@ from hatchlite.types import JSONMap, TriggerWorkflowOptions, WorkflowRunTriggerC
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
+    from hatchlite.durable import DurableContext
 
 T = TypeVar("T")
+R2 = TypeVar("R2")
 ResultMode = Literal["poll", "event"]
+
+
+class StandaloneDecorator(Protocol[TWorkflowInput]):
+    """`@hatchet.task(...)`: the output type is the function's (awaited) return type."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, Context], Coroutine[Any, Any, R2]], /
+    ) -> Standalone[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, Context], R2], /
+    ) -> Standalone[TWorkflowInput, R2]: ...
+
+
+class DurableStandaloneDecorator(Protocol[TWorkflowInput]):
+    """`@hatchet.durable_task(...)`: like `StandaloneDecorator`, with a `DurableContext`."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, DurableContext], Coroutine[Any, Any, R2]], /
+    ) -> Standalone[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[TWorkflowInput, DurableContext], R2], /
+    ) -> Standalone[TWorkflowInput, R2]: ...
 
 
 class _Item:

@@ -121,6 +121,7 @@ class Store:
         check_runs: list[str] | None = None,
         check_running: list[str] | None = None,
         check_durable: list[Node] | None = None,
+        maintenance: bool = True,
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
@@ -129,16 +130,21 @@ class Store:
         `check_runs` that ended (by another process); `check_running` are task ids
         running here, of which those cancelled elsewhere are returned; `check_durable`
         are waits suspended here, of which those satisfied elsewhere are returned.
+        `maintenance` (engines with workers): fire due timers and schedule timeouts.
+        A step with nothing to write takes no write lock, so a process that only
+        triggers and waits never blocks the workers.
         """
+        write = bool(outcomes or logs or claims or maintenance)
 
         def job(conn: sqlite3.Connection) -> TickResult:
-            durable = _durable.fire_timers_txn(conn, now)
+            durable = _durable.fire_timers_txn(conn, now) if maintenance else {}
             if check_durable:
                 durable.update(_durable.satisfied_among_txn(conn, check_durable))
             settler = _tasks.Settler(conn, self.shapes, now)
             for outcome in outcomes:
                 settler.finish(outcome)
-            _tasks.expire_schedule_timeouts(settler)
+            if maintenance:
+                _tasks.expire_schedule_timeouts(settler)
             settler.close()
             _tasks.insert_logs(conn, logs)
             claimed: list[ClaimedTask] = []
@@ -158,7 +164,7 @@ class Store:
                 durable=durable,
             )
 
-        return await self.db.run(job)
+        return await self.db.run(job, write=write)
 
     # -- durable history and events -------------------------------------------------
 

@@ -200,7 +200,7 @@ class Database:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                 if _is_busy(exc) and time.monotonic() < deadline:
-                    time.sleep(0.001)
+                    time.sleep(0.0005)
                     continue
                 error: BaseException = (
                     DatabaseLockedError(
@@ -333,9 +333,10 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open database {path}: {exc}") from exc
     try:
-        # Short: a busy batch is retried by `_run_batch` with short sleeps, which keeps
-        # cross-process latency low where SQLite's own busy handler would back off.
-        conn.execute("PRAGMA busy_timeout = 20")
+        # Opening and migrating may wait for another process; once open, a busy batch is
+        # retried by `_run_batch` with short sleeps, which keeps cross-process latency low
+        # where SQLite's own busy handler backs off (1, 2, 5, 10 ms ...).
+        conn.execute("PRAGMA busy_timeout = 10000")
         _check_ours(conn, path)
         if path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -346,6 +347,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Database._checkpoint_loop
         conn.execute("PRAGMA cache_size = -32000")
         _migrate(conn, path)
+        conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         conn.close()
         translated = _translate(exc, path)
