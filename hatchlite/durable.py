@@ -73,18 +73,24 @@ class DurableContext(Context):
 
     # -- the history -------------------------------------------------------------
 
-    def _next(self, kind: str, key: str) -> tuple[int, HistoryEntry | None]:
+    def _next(
+        self, kind: str, key: str, fingerprint: str | None = None
+    ) -> tuple[int, HistoryEntry | None]:
         self._node += 1
         node = self._node
         entry = self._history.get(node)
-        if entry is not None and (entry.kind != kind or entry.key != key):
+        if entry is not None and (
+            entry.kind != kind or entry.key != key or entry.fingerprint != fingerprint
+        ):
+            same_call = (entry.kind, entry.key) == (kind, key)
+            detail = " with other conditions" if same_call else ""
             raise NonDeterminismError(
                 task_external_id=self.task_run_id,
                 invocation_count=self._invocation_count,
                 message=(
                     f"durable task {self.task_name!r}: call {node} was {entry.kind} "
-                    f"{entry.key!r} when the task first ran, and is {kind} {key!r} now; "
-                    f"durable tasks must make the same durable calls in the same order"
+                    f"{entry.key!r} when the task first ran, and is {kind} {key!r}{detail} "
+                    f"now; durable tasks must make the same durable calls in the same order"
                 ),
                 node_id=node,
             )
@@ -123,13 +129,16 @@ class DurableContext(Context):
     ) -> dict[str, Any]:
         """Wait until every condition (an `or_` group: any of its members) is met;
         returns `{"CREATE": {readable_data_key: [payload, ...]}}` for what was met."""
-        node, entry = self._next("WAIT", signal_key)
+        specs = self._specs(conditions)
+        # The entry records what the conditions were too, so a replay that waits for
+        # something else under the same signal key is caught as non-deterministic.
+        fingerprint = _fingerprint(specs)
+        node, entry = self._next("WAIT", signal_key, fingerprint)
         if entry is not None and entry.status == "SATISFIED":
             return _loads(entry.result)
         engine = self._execution.engine
         if entry is None:
-            specs = self._specs(conditions)
-            result = await engine.open_wait(self.task_run_id, node, signal_key, specs)
+            result = await engine.open_wait(self.task_run_id, node, signal_key, fingerprint, specs)
             if result is not None:
                 return _loads(result)
         return _loads(await self._suspended(engine.durable_wait((self.task_run_id, node))))
@@ -234,6 +243,15 @@ class DurableContext(Context):
         if len(keys) != len(set(keys)):
             raise ValueError(f"conditions need distinct readable_data_keys, got {keys}")
         return specs
+
+
+def _fingerprint(specs: list[ConditionSpec]) -> str:
+    """What a wait waits for, without the instants that depend on when it was made."""
+    parts = [
+        [s.group, s.kind, s.readable_key, s.event_key, s.expression, s.scope, s.sleep_payload]
+        for s in specs
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def _spec(

@@ -308,10 +308,15 @@ class Engine:
     # -- durable waits and events ---------------------------------------------------
 
     async def open_wait(
-        self, task_id: str, node_id: int, key: str, conditions: list[ConditionSpec]
+        self,
+        task_id: str,
+        node_id: int,
+        key: str,
+        fingerprint: str,
+        conditions: list[ConditionSpec],
     ) -> str | None:
         return await self.store.durable_open_wait(
-            task_id, node_id, key, conditions, self.clock.time()
+            task_id, node_id, key, fingerprint, conditions, self.clock.time()
         )
 
     async def durable_wait(self, node: Node) -> str:

@@ -176,10 +176,18 @@ class Store:
         )
 
     async def durable_open_wait(
-        self, task_id: str, node_id: int, key: str, conditions: list[ConditionSpec], now: float
+        self,
+        task_id: str,
+        node_id: int,
+        key: str,
+        fingerprint: str,
+        conditions: list[ConditionSpec],
+        now: float,
     ) -> str | None:
         return await self.db.run(
-            lambda conn: _durable.open_wait_txn(conn, task_id, node_id, key, conditions, now)
+            lambda conn: _durable.open_wait_txn(
+                conn, task_id, node_id, key, conditions, now, fingerprint
+            )
         )
 
     async def durable_satisfied(self, nodes: list[Node]) -> dict[Node, str]:

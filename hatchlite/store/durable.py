@@ -23,6 +23,7 @@ class HistoryEntry:
     key: str
     status: str
     result: str | None
+    fingerprint: str | None = None
 
 
 @dataclass(slots=True)
@@ -57,12 +58,15 @@ def load_history_txn(
 ) -> dict[str, list[HistoryEntry]]:
     out: dict[str, list[HistoryEntry]] = {}
     for part in chunks(task_ids):
-        for task_id, node_id, kind, key, status, result in conn.execute(
-            f"""SELECT task_run_id, node_id, kind, key, status, result FROM durable_events
-                WHERE task_run_id IN ({marks(len(part))}) ORDER BY task_run_id, node_id""",
+        for task_id, node_id, kind, key, status, result, fingerprint in conn.execute(
+            f"""SELECT task_run_id, node_id, kind, key, status, result, fingerprint
+                FROM durable_events WHERE task_run_id IN ({marks(len(part))})
+                ORDER BY task_run_id, node_id""",
             part,
         ):
-            out.setdefault(task_id, []).append(HistoryEntry(node_id, kind, key, status, result))
+            out.setdefault(task_id, []).append(
+                HistoryEntry(node_id, kind, key, status, result, fingerprint)
+            )
     return out
 
 
@@ -90,13 +94,14 @@ def open_wait_txn(
     key: str,
     conditions: list[ConditionSpec],
     now: float,
+    fingerprint: str | None = None,
 ) -> str | None:
     """Record a wait and its conditions; returns its result if already satisfied (a
     zero sleep, or a matching event within a lookback window)."""
     conn.execute(
-        """INSERT INTO durable_events (task_run_id, node_id, kind, key, status, created_at)
-           VALUES (?, ?, 'WAIT', ?, 'PENDING', ?)""",
-        (task_id, node_id, key, now),
+        """INSERT INTO durable_events (task_run_id, node_id, kind, key, fingerprint, status,
+               created_at) VALUES (?, ?, 'WAIT', ?, ?, 'PENDING', ?)""",
+        (task_id, node_id, key, fingerprint, now),
     )
     rows = []
     for idx, cond in enumerate(conditions):

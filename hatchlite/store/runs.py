@@ -128,7 +128,7 @@ def cancel_txn(
                 continue
             if status in ("RUNNING", "WAITING"):
                 running.append(task_id)  # its worker records the attempt when it stops
-            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
+            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
     settler.close()
     return settler.finished_runs, running
 

@@ -122,6 +122,7 @@ _V2 = [
         node_id INTEGER NOT NULL,
         kind TEXT NOT NULL,
         key TEXT NOT NULL,
+        fingerprint TEXT,
         status TEXT NOT NULL,
         result TEXT,
         created_at REAL NOT NULL,

@@ -254,12 +254,25 @@ class Settler:
         )
         if cur.rowcount:
             self.after_terminal(
-                outcome.run_id, outcome.workflow_name, outcome.task_name, outcome.status
+                outcome.run_id,
+                outcome.workflow_name,
+                outcome.task_name,
+                outcome.status,
+                outcome.task_id,
             )
 
-    def after_terminal(self, run_id: str, workflow_name: str, task_name: str, status: str) -> None:
+    def after_terminal(
+        self, run_id: str, workflow_name: str, task_name: str, status: str, task_id: str
+    ) -> None:
         """Consequences of one task reaching `status` (already written)."""
         shape = self.shapes.get(self.conn, workflow_name)
+        if shape.task(task_name).is_durable:
+            # Its open waits end with it: no timer fires and no event matches for it later.
+            self.conn.execute(
+                "UPDATE durable_conditions SET status = 'CLOSED' "
+                "WHERE task_run_id = ? AND status = 'OPEN'",
+                (task_id,),
+            )
         if not shape.is_dag:
             self._finalize(run_id, status)
             return
@@ -368,7 +381,7 @@ def expire_schedule_timeouts(settler: Settler) -> list[str]:
         )
         if cur.rowcount:
             settler.record_attempt(task_id, retry_count, "SCHEDULING_TIMED_OUT", None, None, None)
-            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED")
+            settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
             expired.append(task_id)
     return expired
 
