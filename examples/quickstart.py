@@ -30,7 +30,7 @@ async def shipping(input: Order, ctx: Context) -> dict[str, float]:
     return {"amount": 0.0 if ctx.task_output(subtotal)["amount"] > 50 else 4.99}
 
 
-@checkout.task(parents=[discount, shipping])
+@checkout.task(parents=[subtotal, discount, shipping])
 def total(input: Order, ctx: Context) -> dict[str, float]:
     amount = (
         ctx.task_output(subtotal)["amount"]

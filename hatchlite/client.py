@@ -104,7 +104,8 @@ class _Engines:
                     )
                 return engine
             engine = Engine(key, clock=clock or SYSTEM_CLOCK, synchronous=synchronous)
-            engine.defined = self._definitions.setdefault(key, {})
+            # Each `:memory:` database is its own; a file's definitions outlive its engine.
+            engine.defined = {} if key == ":memory:" else self._definitions.setdefault(key, {})
             if key != ":memory:":
                 self._engines[key] = engine
             RUNTIME.on_shutdown(engine.close)

@@ -103,7 +103,13 @@ class DurableContext(Context):
     async def _record(self, node: int, kind: str, key: str, result: Any) -> None:
         execution = self._execution
         await execution.engine.store.durable_record(
-            self.task_run_id, node, kind, key, json.dumps(result), execution.engine.clock.time()
+            self.task_run_id,
+            node,
+            kind,
+            key,
+            json.dumps(result),
+            execution.engine.clock.time(),
+            execution.worker_id,
         )
 
     async def _suspended(self, awaitable: Awaitable[T]) -> T:
@@ -138,7 +144,14 @@ class DurableContext(Context):
             return _loads(entry.result)
         engine = self._execution.engine
         if entry is None:
-            result = await engine.open_wait(self.task_run_id, node, signal_key, fingerprint, specs)
+            result = await engine.open_wait(
+                self.task_run_id,
+                node,
+                signal_key,
+                fingerprint,
+                specs,
+                self._execution.worker_id,
+            )
             if result is not None:
                 return _loads(result)
         return _loads(await self._suspended(engine.durable_wait((self.task_run_id, node))))

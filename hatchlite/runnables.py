@@ -130,6 +130,9 @@ class WorkflowRunRef:
 
     async def _wait(self) -> RunResult:
         engine = self._client._engine
+        if self._client._auto_worker:  # a script waiting for earlier runs executes them
+            await engine.ensure_started()
+            await engine.ensure_implicit_worker()
         return (await engine.wait_existing([self.workflow_run_id]))[0]
 
     def result(self) -> dict[str, Any]:

@@ -201,6 +201,9 @@ class Engine:
     async def remove_worker(self, worker: LocalWorker, grace: float | None = None) -> None:
         """Stop taking tasks on `worker`; wait for its running tasks (up to `grace` s)."""
         worker.accepting = False
+        for execution in list(worker.running.values()):
+            if execution.suspended:
+                execution.stop()  # holds no slot; another worker replays it
         running = [e.wait() for e in worker.running.values()]
         if running:
             _, pending = await asyncio.wait(
@@ -314,9 +317,10 @@ class Engine:
         key: str,
         fingerprint: str,
         conditions: list[ConditionSpec],
+        worker_id: str | None = None,
     ) -> str | None:
         return await self.store.durable_open_wait(
-            task_id, node_id, key, fingerprint, conditions, self.clock.time()
+            task_id, node_id, key, fingerprint, conditions, self.clock.time(), worker_id
         )
 
     async def durable_wait(self, node: Node) -> str:
@@ -328,15 +332,17 @@ class Engine:
         try:
             # A timer or event may have satisfied it before the future was registered.
             found = await self.store.durable_satisfied([node])
-            if node in found and not future.done():
-                future.set_result(found[node])
+            if node in found:
+                self._resolve_durable({node: found[node]})
             return await future
         finally:
             self._suspended.pop(node, None)
 
     def _resolve_durable(self, satisfied: dict[Node, str]) -> None:
         for node, result in satisfied.items():
-            future = self._suspended.get(node)
+            # Popped now, not when the task resumes: it counts as running from here on
+            # (a test clock must not skip ahead of it).
+            future = self._suspended.pop(node, None)
             if future is not None and not future.done():
                 future.set_result(result)
 
@@ -389,6 +395,10 @@ class Engine:
 
     def _start(self, claimed: ClaimedTask, workers: dict[str, LocalWorker]) -> None:
         worker = workers[claimed.worker_id]
+        if not worker.accepting or worker not in self.workers:
+            # The worker stopped while this claim was being written; its release puts
+            # the task run back in the queue (it is ordered after the claim).
+            return
         workflow = self.defined.get(claimed.workflow_name)
         task = None
         if workflow is not None:
@@ -536,9 +546,14 @@ class Engine:
                 check_runs,
                 check_running,
                 check_durable,
+                # Engines without workers write only when a stored deadline is due.
+                maintenance=bool(self.workers)
+                or (self._store_deadline is not None and self._store_deadline <= now),
             )
-        except BaseException:
-            self._outcomes[:0] = outcomes
+        except asyncio.CancelledError:
+            raise  # the job was submitted and runs to its end: re-queueing would double it
+        except Exception:
+            self._outcomes[:0] = outcomes  # the job rolled back: write them next time
             self._logs[:0] = logs
             raise
         if outcomes or result.claimed or result.finished_runs:

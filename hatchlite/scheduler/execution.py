@@ -60,6 +60,7 @@ class Execution:
         self.cancelled = False
         self.timed_out = False
         self.slot_held = True
+        self.suspended = False
         self._aio_task: asyncio.Task[None] | None = None
 
     # -- engine side ---------------------------------------------------------------
@@ -133,12 +134,15 @@ class Execution:
         run meanwhile, and starts afresh when the task resumes."""
         self.worker.release(self)
         self.timeout_at = None
+        self.suspended = True
         self.engine.wake()  # a freed slot: claim more work
         try:
             result = await awaitable
         except BaseException:
             self.engine.resume_slot_abandoned(self)
             raise
+        finally:
+            self.suspended = False
         await self.worker.reacquire(self)
         self.engine.restart_timeout(self)
         return result

@@ -169,10 +169,19 @@ class Store:
     # -- durable history and events -------------------------------------------------
 
     async def durable_record(
-        self, task_id: str, node_id: int, kind: str, key: str, result_json: str, now: float
+        self,
+        task_id: str,
+        node_id: int,
+        kind: str,
+        key: str,
+        result_json: str,
+        now: float,
+        worker_id: str | None = None,
     ) -> None:
         await self.db.run(
-            lambda conn: _durable.record_txn(conn, task_id, node_id, kind, key, result_json, now)
+            lambda conn: _durable.record_txn(
+                conn, task_id, node_id, kind, key, result_json, now, worker_id
+            )
         )
 
     async def durable_open_wait(
@@ -183,10 +192,11 @@ class Store:
         fingerprint: str,
         conditions: list[ConditionSpec],
         now: float,
+        worker_id: str | None = None,
     ) -> str | None:
         return await self.db.run(
             lambda conn: _durable.open_wait_txn(
-                conn, task_id, node_id, key, conditions, now, fingerprint
+                conn, task_id, node_id, key, conditions, now, fingerprint, worker_id
             )
         )
 

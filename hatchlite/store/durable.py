@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hatchlite.cel import evaluate_bool
+from hatchlite.exceptions import HatchliteError
 from hatchlite.store.tasks import chunks, marks
 
 Node = tuple[str, int]  # (task run id, node id)
@@ -70,6 +71,25 @@ def load_history_txn(
     return out
 
 
+class StaleAttemptError(HatchliteError):
+    """A durable call from an attempt that no longer owns its task run (its worker was
+    presumed gone and the run was given to another)."""
+
+
+def _check_owner(conn: sqlite3.Connection, task_id: str, worker_id: str | None) -> None:
+    if worker_id is None:
+        return
+    row = conn.execute(
+        "SELECT 1 FROM task_runs WHERE id = ? AND status = 'RUNNING' AND worker_id = ?",
+        (task_id, worker_id),
+    ).fetchone()
+    if row is None:
+        raise StaleAttemptError(
+            f"task run {task_id} is no longer held by worker {worker_id}; "
+            f"this attempt's durable calls are not recorded"
+        )
+
+
 def record_txn(
     conn: sqlite3.Connection,
     task_id: str,
@@ -78,8 +98,10 @@ def record_txn(
     key: str,
     result_json: str,
     now: float,
+    worker_id: str | None = None,
 ) -> None:
     """An entry whose result is known at once (now, spawn, memo)."""
+    _check_owner(conn, task_id, worker_id)
     conn.execute(
         """INSERT INTO durable_events (task_run_id, node_id, kind, key, status, result,
                created_at, satisfied_at) VALUES (?, ?, ?, ?, 'SATISFIED', ?, ?, ?)""",
@@ -95,9 +117,11 @@ def open_wait_txn(
     conditions: list[ConditionSpec],
     now: float,
     fingerprint: str | None = None,
+    worker_id: str | None = None,
 ) -> str | None:
     """Record a wait and its conditions; returns its result if already satisfied (a
     zero sleep, or a matching event within a lookback window)."""
+    _check_owner(conn, task_id, worker_id)
     conn.execute(
         """INSERT INTO durable_events (task_run_id, node_id, kind, key, fingerprint, status,
                created_at) VALUES (?, ?, 'WAIT', ?, ?, 'PENDING', ?)""",

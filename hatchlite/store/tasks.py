@@ -8,6 +8,8 @@ dropped.
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -23,6 +25,7 @@ from hatchlite.store.records import (
 from hatchlite.store.shapes import ShapeCache
 
 _CHUNK = 500
+logger = logging.getLogger("hatchlite")
 
 
 def chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
@@ -50,7 +53,8 @@ def claim_txn(
             WHERE status = 'QUEUED' AND workflow_name IN ({marks(len(req.workflows))})
               AND available_at <= ?
             ORDER BY priority DESC, seq LIMIT ?""",
-        (*req.workflows, now, limit),
+        # Read past the first rows: some may not fit (durable slots full, slot_cost).
+        (*req.workflows, now, limit * 4 + 16),
     ).fetchall()
     if not rows:
         return []
@@ -59,7 +63,13 @@ def claim_txn(
     updates: list[tuple[object, ...]] = []
     dag_runs: list[str] = []
     for seq, task_id, run_id, wf_name, task_name, retry_count, priority in rows:
+        if free <= 0 and free_durable <= 0:
+            break
         shape = shapes.get(conn, wf_name)
+        task_shape = shape.tasks.get(task_name)
+        if task_shape is None and (shape.on_failure is None or shape.on_failure.name != task_name):
+            _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
+            continue
         task_shape = shape.task(task_name)
         if task_shape.is_durable:
             if free_durable < 1:
@@ -103,8 +113,44 @@ def claim_txn(
         "WHERE id = ? AND status = 'QUEUED'",
         [(now, run_id) for run_id in run_ids],
     )
-    _attach_run_data(conn, chosen, run_ids, dag_runs)
+    _attach_run_data(conn, shapes, chosen, run_ids, dag_runs)
     return chosen
+
+
+def _fail_undefined(
+    conn: sqlite3.Connection,
+    shapes: ShapeCache,
+    now: float,
+    task_id: str,
+    run_id: str,
+    wf_name: str,
+    task_name: str,
+    retry_count: int,
+) -> None:
+    """A queued task its workflow's registered definition does not have (another process
+    runs another version of the workflow): fail it and end its run, rather than stall."""
+    error = json.dumps(
+        {
+            "exc_type": "HatchetError",
+            "message": f"task {task_name!r} is not in the registered definition of workflow "
+            f"{wf_name!r}; processes on this database define different versions",
+            "trace": "",
+        }
+    )
+    conn.execute(
+        "UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ? "
+        "WHERE id = ? AND status = 'QUEUED'",
+        (error, now, task_id),
+    )
+    conn.execute(
+        "UPDATE task_runs SET status = 'CANCELLED', finished_at = ? "
+        "WHERE workflow_run_id = ? AND status IN ('PENDING', 'QUEUED')",
+        (now, run_id),
+    )
+    settler = Settler(conn, shapes, now)
+    settler.record_attempt(task_id, retry_count, "FAILED", None, error, None)
+    settler.touched_dags[run_id] = wf_name
+    settler.close()
 
 
 def _attach_history(conn: sqlite3.Connection, durable: list[ClaimedTask]) -> None:
@@ -126,7 +172,11 @@ def _attach_history(conn: sqlite3.Connection, durable: list[ClaimedTask]) -> Non
 
 
 def _attach_run_data(
-    conn: sqlite3.Connection, chosen: list[ClaimedTask], run_ids: list[str], dag_runs: list[str]
+    conn: sqlite3.Connection,
+    shapes: ShapeCache,
+    chosen: list[ClaimedTask],
+    run_ids: list[str],
+    dag_runs: list[str],
 ) -> None:
     runs: dict[str, tuple[str, str, str | None, str | None, int | None, str | None]] = {}
     for part in chunks(run_ids):
@@ -157,7 +207,13 @@ def _attach_run_data(
         claimed.input_json, claimed.metadata_json = data[0], data[1]
         claimed.parent_workflow_run_id, claimed.parent_task_run_id = data[2], data[3]
         claimed.child_index, claimed.child_key = data[4], data[5]
-        claimed.parent_outputs = outputs.get(claimed.run_id, {})
+        run_outputs = outputs.get(claimed.run_id, {})
+        shape = shapes.get(conn, claimed.workflow_name)
+        if shape.on_failure is not None and claimed.task_name == shape.on_failure.name:
+            claimed.parent_outputs = run_outputs  # the on-failure task sees every task
+        else:
+            parents = shape.task(claimed.task_name).parents
+            claimed.parent_outputs = {p: run_outputs[p] for p in parents if p in run_outputs}
         claimed.parent_errors = errors.get(claimed.run_id, {})
 
 
@@ -190,6 +246,29 @@ class Settler:
         )
 
     def finish(self, outcome: Outcome) -> None:
+        """Record one attempt's end; one that cannot be recorded (a definition that
+        changed under it) fails its task instead of blocking every later step."""
+        self.conn.execute("SAVEPOINT outcome")
+        try:
+            self._finish(outcome)
+        except (KeyError, LookupError) as exc:
+            self.conn.execute("ROLLBACK TO outcome")
+            logger.error("could not record the end of task run %s: %s", outcome.task_id, exc)
+            self.conn.execute(
+                "UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'RUNNING' AND worker_id = ?",
+                (
+                    json.dumps({"exc_type": "HatchetError", "message": str(exc), "trace": ""}),
+                    self.now,
+                    outcome.task_id,
+                    outcome.worker_id,
+                ),
+            )
+            self.touched_dags[outcome.run_id] = outcome.workflow_name
+        finally:
+            self.conn.execute("RELEASE outcome")
+
+    def _finish(self, outcome: Outcome) -> None:
         conn, now = self.conn, self.now
         attempt_status = outcome.attempt_status or outcome.status
         if outcome.status == "CANCELLED":

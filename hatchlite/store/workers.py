@@ -17,30 +17,60 @@ from dataclasses import dataclass
 from hatchlite.store.shapes import ShapeCache
 from hatchlite.store.tasks import Settler
 
-HOSTNAME = socket.gethostname()
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+# Where a pid means the same process: this host and pid namespace (containers that
+# share a hostname still differ here), and this boot (pids restart after a reboot).
+HOSTNAME = f"{socket.gethostname()}|{_pid_namespace()}"
+BOOT_ID = _read("/proc/sys/kernel/random/boot_id")
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of a process, from /proc (Linux); None elsewhere."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return (fields[0], fields[19]) if len(fields) > 19 else None
 
 
 def process_start_time(pid: int) -> str | None:
-    """A token that differs between two processes that had the same pid (Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
+    """A token that differs between two processes that had the same pid."""
+    stat = _proc_stat(pid)
+    if stat is None or BOOT_ID is None:
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
+    return f"{BOOT_ID}:{stat[1]}"
 
 
-def _alive(pid: int, started: str | None) -> bool:
+def _alive(pid: int, token: str | None, expires_at: float, wall: float) -> bool:
+    """Whether the worker process that registered with (pid, token) still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    if started is not None:
-        return process_start_time(pid) == started
-    return True
+        pass  # it exists but belongs to another user: identify it below
+    stat = _proc_stat(pid)
+    if stat is None or token is None:
+        return expires_at >= wall  # cannot tell who runs that pid: the lease decides
+    state, _ = stat
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped
+    return token == process_start_time(pid)
 
 
 @dataclass(slots=True)
@@ -99,13 +129,14 @@ def requeue_worker_tasks(settler: Settler, worker_id: str, reason: str) -> int:
            FROM task_runs t WHERE t.worker_id = ? AND t.status IN ('RUNNING', 'WAITING')""",
         (worker_id,),
     ).fetchall()
-    for task_id, retry_count, started_at, wf_name, task_name in rows:
-        shape = settler.shapes.get(conn, wf_name).task(task_name)
+    for task_id, retry_count, started_at, _wf_name, _task_name in rows:
+        # No schedule deadline: the task already started once (a durable task may have
+        # been asleep for days) and must not be cancelled for waiting on a restart.
         cur = conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', worker_id = NULL, timeout_at = NULL,
-                   available_at = ?, queued_at = ?, schedule_deadline = ?
+                   available_at = ?, queued_at = ?, schedule_deadline = NULL
                WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
-            (now, now, now + shape.schedule_timeout, task_id, worker_id),
+            (now, now, task_id, worker_id),
         )
         if cur.rowcount:
             settler.record_attempt(task_id, retry_count, reason, worker_id, None, started_at)
@@ -120,7 +151,7 @@ def recover_txn(conn: sqlite3.Connection, shapes: ShapeCache, now: float, wall: 
         "SELECT id, pid, hostname, expires_at, pid_start FROM workers WHERE status = 'ACTIVE'"
     ).fetchall():
         same_host = hostname == HOSTNAME
-        if (not _alive(pid, pid_start)) if same_host else expires_at < wall:
+        if (not _alive(pid, pid_start, expires_at, wall)) if same_host else expires_at < wall:
             requeued += release_txn(settler, worker_id, "REASSIGNED")
     settler.close()
     return requeued
