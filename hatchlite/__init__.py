@@ -38,7 +38,8 @@ from hatchlite.features.events import (
     PushEventOptions,
 )
 from hatchlite.features.runs import BulkCancelReplayOpts, TaskRunDetail, WorkflowRunDetail
-from hatchlite.runnables import BaseWorkflow, Standalone, TaskRunRef, Workflow, WorkflowRunRef
+from hatchlite.refs import TaskRunRef, WorkflowRunRef
+from hatchlite.runnables import BaseWorkflow, Standalone, Workflow
 from hatchlite.types import (
     ConcurrencyExpression,
     ConcurrencyLimitStrategy,

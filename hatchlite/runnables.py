@@ -24,7 +24,7 @@ from hatchlite.dag import (
     WorkflowDefinition,
     check_priority,
 )
-from hatchlite.exceptions import FailedTaskRunExceptionGroup, TaskRunError
+from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
 from hatchlite.types import JSONMap, TriggerWorkflowOptions, WorkflowRunTriggerConfig
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R2 = TypeVar("R2")
-ResultMode = Literal["poll", "event"]
 
 
 class StandaloneDecorator(Protocol[TWorkflowInput]):
@@ -86,87 +85,6 @@ class _Item:
         self.child_key = child_key
         self.child_index = child_index
         self.key = key
-
-
-def format_workflow_result(
-    result: RunResult, mode: ResultMode, durable_parent: bool = False
-) -> dict[str, Any]:
-    """A DAG's result dict, as `ref.result()` (poll) or `ref.aio_result()` (event) gives it.
-    Inside a durable task, a failed or cancelled child raises its `TaskRunError`."""
-    if result.status == "FAILED":
-        errors = [
-            TaskRunError.from_json(t.error_json, t.task_id)
-            for t in result.tasks
-            if t.status == "FAILED" and t.error_json
-        ]
-        if durable_parent and errors:
-            raise errors[0]
-        raise FailedTaskRunExceptionGroup(f"Workflow run {result.run_id} failed.", errors)
-    if durable_parent and result.status == "CANCELLED":
-        raise TaskRunError("task was cancelled", "TaskRunError", "", result.run_id)
-    if mode == "poll":
-        if result.status == "CANCELLED":
-            raise ValueError(f"Workflow run {result.run_id} was cancelled.")
-        return {
-            t.task_name: json.loads(t.output_json) if t.output_json else None
-            for t in result.tasks
-            if t.status != "PENDING"
-        }
-    return {t.task_name: json.loads(t.output_json) for t in result.tasks if t.output_json}
-
-
-class WorkflowRunRef:
-    """A handle on a triggered workflow run."""
-
-    def __init__(self, workflow_run_id: str, client: Hatchet) -> None:
-        self.workflow_run_id = workflow_run_id
-        self._client = client
-
-    def __str__(self) -> str:
-        return self.workflow_run_id
-
-    def __repr__(self) -> str:
-        return f"WorkflowRunRef({self.workflow_run_id!r})"
-
-    async def _wait(self) -> RunResult:
-        engine = self._client._engine
-        if self._client._auto_worker:  # a script waiting for earlier runs executes them
-            await engine.ensure_started()
-            await engine.ensure_implicit_worker()
-        return (await engine.wait_existing([self.workflow_run_id]))[0]
-
-    def result(self) -> dict[str, Any]:
-        """Block until the run ends: `{task_name: output}`; raises on failure or cancel."""
-        return format_workflow_result(RUNTIME.call(self._wait), "poll")
-
-    async def aio_result(self) -> dict[str, Any]:
-        """Wait until the run ends: `{task_name: output}` of tasks with output; raises on
-        failure, returns normally for a cancelled run."""
-        return format_workflow_result(await RUNTIME.acall(self._wait), "event")
-
-
-class TaskRunRef(Generic[TWorkflowInput, R]):
-    """A handle on a triggered standalone task run."""
-
-    def __init__(self, standalone: Standalone[TWorkflowInput, R], ref: WorkflowRunRef) -> None:
-        self._standalone = standalone
-        self._ref = ref
-
-    @property
-    def workflow_run_id(self) -> str:
-        return self._ref.workflow_run_id
-
-    def __str__(self) -> str:
-        return self.workflow_run_id
-
-    def __repr__(self) -> str:
-        return f"TaskRunRef({self.workflow_run_id!r})"
-
-    def result(self) -> R:
-        return self._standalone._output(RUNTIME.call(self._ref._wait), "poll")
-
-    async def aio_result(self) -> R:
-        return self._standalone._output(await RUNTIME.acall(self._ref._wait), "event")
 
 
 class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
@@ -349,17 +267,20 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     async def _acall(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await RUNTIME.acall(functools.partial(fn, *args))
 
-    def _refs(self, ids: list[str]) -> list[WorkflowRunRef]:
-        return [WorkflowRunRef(run_id, self._client) for run_id in ids]
 
-    # -- listing helpers shared by both kinds ----------------------------------------
-
-    def get_run_ref(self, run_id: str) -> WorkflowRunRef:
-        return WorkflowRunRef(run_id, self._client)
+TOut = TypeVar("TOut")
+TRef = TypeVar("TRef")
 
 
-class Workflow(BaseWorkflow[TWorkflowInput]):
-    """A workflow of one or more tasks (a DAG). Created by `hatchet.workflow(...)`."""
+class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef]):
+    """Hatchet's run methods, written once: `Workflow` returns `{task_name: output}`
+    and `WorkflowRunRef`s, `Standalone` the task's typed output and `TaskRunRef`s."""
+
+    def _result(self, result: RunResult, mode: ResultMode, durable_parent: bool) -> TOut:
+        raise NotImplementedError
+
+    def _ref(self, run_id: str) -> TRef:
+        raise NotImplementedError
 
     @overload
     def run(
@@ -374,7 +295,7 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> dict[str, Any]: ...
+    ) -> TOut: ...
 
     @overload
     def run(
@@ -389,7 +310,7 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> WorkflowRunRef: ...
+    ) -> TRef: ...
 
     def run(
         self,
@@ -403,14 +324,14 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> dict[str, Any] | WorkflowRunRef:
-        """Run the workflow and wait: `{task_name: output}` (or a ref, without waiting)."""
+    ) -> TOut | TRef:
+        """Run and wait for the result (or, with `wait_for_result=False`, return a ref)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
         parent = current_context.get()
         out = self._call(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
-            return self._refs(out)[0]
-        return format_workflow_result(out[0], "poll", _durable(parent))
+            return self._ref(out[0])
+        return self._result(out[0], "poll", _durable(parent))
 
     @overload
     async def aio_run(
@@ -425,7 +346,7 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> dict[str, Any]: ...
+    ) -> TOut: ...
 
     @overload
     async def aio_run(
@@ -440,7 +361,7 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> WorkflowRunRef: ...
+    ) -> TRef: ...
 
     async def aio_run(
         self,
@@ -454,14 +375,14 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> dict[str, Any] | WorkflowRunRef:
-        """Async `run`."""
+    ) -> TOut | TRef:
+        """Async `run` (with `aio_result()` semantics for the result)."""
         item = self._item(input, options, child_key, additional_metadata, priority)
         parent = current_context.get()
         out = await self._acall(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
-            return self._refs(out)[0]
-        return format_workflow_result(out[0], "event", _durable(parent))
+            return self._ref(out[0])
+        return self._result(out[0], "event", _durable(parent))
 
     def run_no_wait(
         self,
@@ -474,7 +395,7 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> WorkflowRunRef:
+    ) -> TRef:
         """Deprecated: `run(..., wait_for_result=False)`."""
         return self.run(
             input,
@@ -496,7 +417,8 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         sticky: bool = False,
         desired_worker_id: str | None = None,
         desired_worker_labels: Any = None,
-    ) -> WorkflowRunRef:
+    ) -> TRef:
+        """Deprecated: `aio_run(..., wait_for_result=False)`."""
         return await self.aio_run(
             input,
             options,
@@ -512,15 +434,15 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         return_exceptions: bool = False,
         wait_for_result: bool = True,
     ) -> list[Any]:
-        """Trigger many runs in one transaction; wait for all their results."""
+        """Trigger many runs in one transaction and wait for all their results (in order);
+        `return_exceptions=True` puts each failure's exception in its place."""
         items = [self._item_from_config(c) for c in workflows]
         parent = current_context.get()
         out = self._call(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
-            return self._refs(out)
-        return _collect(
-            out, lambda r: format_workflow_result(r, "poll", _durable(parent)), return_exceptions
-        )
+            return [self._ref(run_id) for run_id in out]
+        durable = _durable(parent)
+        return _collect(out, lambda r: self._result(r, "poll", durable), return_exceptions)
 
     async def aio_run_many(
         self,
@@ -532,21 +454,33 @@ class Workflow(BaseWorkflow[TWorkflowInput]):
         parent = current_context.get()
         out = await self._acall(self._trigger, items, parent, wait_for_result)
         if not wait_for_result:
-            return self._refs(out)
-        return _collect(
-            out, lambda r: format_workflow_result(r, "event", _durable(parent)), return_exceptions
-        )
+            return [self._ref(run_id) for run_id in out]
+        durable = _durable(parent)
+        return _collect(out, lambda r: self._result(r, "event", durable), return_exceptions)
 
-    def run_many_no_wait(self, workflows: list[WorkflowRunTriggerConfig]) -> list[WorkflowRunRef]:
+    def run_many_no_wait(self, workflows: list[WorkflowRunTriggerConfig]) -> list[TRef]:
         return self.run_many(workflows, wait_for_result=False)
 
-    async def aio_run_many_no_wait(
-        self, workflows: list[WorkflowRunTriggerConfig]
-    ) -> list[WorkflowRunRef]:
+    async def aio_run_many_no_wait(self, workflows: list[WorkflowRunTriggerConfig]) -> list[TRef]:
         return await self.aio_run_many(workflows, wait_for_result=False)
 
+    def get_run_ref(self, run_id: str) -> TRef:
+        return self._ref(run_id)
 
-class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
+
+class Workflow(_Runnable[TWorkflowInput, dict[str, Any], WorkflowRunRef]):
+    """A workflow of one or more tasks (a DAG). Created by `hatchet.workflow(...)`."""
+
+    def _result(self, result: RunResult, mode: ResultMode, durable_parent: bool) -> dict[str, Any]:
+        return format_workflow_result(result, mode, durable_parent)
+
+    def _ref(self, run_id: str) -> WorkflowRunRef:
+        return WorkflowRunRef(run_id, self._client)
+
+
+class Standalone(
+    _Runnable[TWorkflowInput, R, "TaskRunRef[TWorkflowInput, R]"], Generic[TWorkflowInput, R]
+):
     """A single task that is its own workflow; `run` returns the task's typed output.
     Created by `@hatchet.task(...)` / `@hatchet.durable_task(...)`."""
 
@@ -600,7 +534,7 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
             input, additional_metadata, parent_outputs, retry_count, lifespan, dependencies
         )
 
-    def _output(self, result: RunResult, mode: ResultMode, durable_parent: bool = False) -> R:
+    def _result(self, result: RunResult, mode: ResultMode, durable_parent: bool) -> R:
         if result.status == "FAILED" or (durable_parent and result.status == "CANCELLED"):
             format_workflow_result(result, mode, durable_parent)  # raises
         if result.status == "CANCELLED" and mode == "poll":
@@ -608,191 +542,7 @@ class Standalone(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, R]):
         text = result.tasks[0].output_json if result.tasks else None
         return self._single.parse_output(text if result.status == "COMPLETED" else None)
 
-    def _task_refs(self, ids: list[str]) -> list[TaskRunRef[TWorkflowInput, R]]:
-        return [TaskRunRef(self, ref) for ref in self._refs(ids)]
-
-    @overload
-    def run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: Literal[True] = True,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> R: ...
-
-    @overload
-    def run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: Literal[False],
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> TaskRunRef[TWorkflowInput, R]: ...
-
-    def run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: bool = True,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> R | TaskRunRef[TWorkflowInput, R]:
-        """Run the task and wait for its output (or a ref, without waiting)."""
-        item = self._item(input, options, child_key, additional_metadata, priority)
-        parent = current_context.get()
-        out = self._call(self._trigger, [item], parent, wait_for_result)
-        if not wait_for_result:
-            return self._task_refs(out)[0]
-        return self._output(out[0], "poll", _durable(parent))
-
-    @overload
-    async def aio_run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: Literal[True] = True,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> R: ...
-
-    @overload
-    async def aio_run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: Literal[False],
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> TaskRunRef[TWorkflowInput, R]: ...
-
-    async def aio_run(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        wait_for_result: bool = True,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> R | TaskRunRef[TWorkflowInput, R]:
-        item = self._item(input, options, child_key, additional_metadata, priority)
-        parent = current_context.get()
-        out = await self._acall(self._trigger, [item], parent, wait_for_result)
-        if not wait_for_result:
-            return self._task_refs(out)[0]
-        return self._output(out[0], "event", _durable(parent))
-
-    def run_no_wait(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> TaskRunRef[TWorkflowInput, R]:
-        return self.run(
-            input,
-            options,
-            wait_for_result=False,
-            child_key=child_key,
-            additional_metadata=additional_metadata,
-            priority=priority,
-        )
-
-    async def aio_run_no_wait(
-        self,
-        input: TWorkflowInput | None = None,
-        options: TriggerWorkflowOptions | None = None,
-        *,
-        child_key: str | None = None,
-        additional_metadata: JSONMap | None = None,
-        priority: int | None = None,
-        sticky: bool = False,
-        desired_worker_id: str | None = None,
-        desired_worker_labels: Any = None,
-    ) -> TaskRunRef[TWorkflowInput, R]:
-        return await self.aio_run(
-            input,
-            options,
-            wait_for_result=False,
-            child_key=child_key,
-            additional_metadata=additional_metadata,
-            priority=priority,
-        )
-
-    def run_many(
-        self,
-        workflows: list[WorkflowRunTriggerConfig],
-        return_exceptions: bool = False,
-        wait_for_result: bool = True,
-    ) -> list[Any]:
-        items = [self._item_from_config(c) for c in workflows]
-        parent = current_context.get()
-        out = self._call(self._trigger, items, parent, wait_for_result)
-        if not wait_for_result:
-            return self._task_refs(out)
-        return _collect(out, lambda r: self._output(r, "poll", _durable(parent)), return_exceptions)
-
-    async def aio_run_many(
-        self,
-        workflows: list[WorkflowRunTriggerConfig],
-        return_exceptions: bool = False,
-        wait_for_result: bool = True,
-    ) -> list[Any]:
-        items = [self._item_from_config(c) for c in workflows]
-        parent = current_context.get()
-        out = await self._acall(self._trigger, items, parent, wait_for_result)
-        if not wait_for_result:
-            return self._task_refs(out)
-        return _collect(
-            out, lambda r: self._output(r, "event", _durable(parent)), return_exceptions
-        )
-
-    def run_many_no_wait(
-        self, workflows: list[WorkflowRunTriggerConfig]
-    ) -> list[TaskRunRef[TWorkflowInput, R]]:
-        return self.run_many(workflows, wait_for_result=False)
-
-    async def aio_run_many_no_wait(
-        self, workflows: list[WorkflowRunTriggerConfig]
-    ) -> list[TaskRunRef[TWorkflowInput, R]]:
-        return await self.aio_run_many(workflows, wait_for_result=False)
-
-    def get_run_ref(self, run_id: str) -> TaskRunRef[TWorkflowInput, R]:  # type: ignore[override]
+    def _ref(self, run_id: str) -> TaskRunRef[TWorkflowInput, R]:
         return TaskRunRef(self, WorkflowRunRef(run_id, self._client))
 
     def get_result(self, run_id: str) -> R:

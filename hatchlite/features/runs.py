@@ -14,7 +14,7 @@ from hatchlite.types import JSONMap, RunStatus, V1TaskStatus
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
-    from hatchlite.runnables import WorkflowRunRef
+    from hatchlite.refs import WorkflowRunRef
 
 
 class TaskRunDetail(BaseModel):
@@ -87,7 +87,7 @@ class RunsClient:
         RUNTIME.call(self._client._engine.cancel, list(opts.ids or []))
 
     def get_run_ref(self, workflow_run_id: str) -> WorkflowRunRef:
-        from hatchlite.runnables import WorkflowRunRef
+        from hatchlite.refs import WorkflowRunRef
 
         return WorkflowRunRef(workflow_run_id, self._client)
 

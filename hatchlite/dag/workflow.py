@@ -1,4 +1,4 @@
-"""Workflow and task definitions: the decorators, their validation, and the DAG shape.
+"""Workflow definitions: the task decorators, their validation, and the DAG shape.
 
 Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 `ValueError`) naming the workflow, the task and what is wrong, at decoration time.
@@ -6,33 +6,23 @@ Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import json
-import typing
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import to_jsonable_python
 
-from hatchlite.conditions import Condition, OrGroup, flatten
-from hatchlite.exceptions import IllegalTaskOutputError, InvalidDefinitionError
+from hatchlite.conditions import Condition, OrGroup
+from hatchlite.exceptions import InvalidDefinitionError
 from hatchlite.store.records import TaskShape, WorkflowShape
 from hatchlite.types import (
     DEFAULT_EVICTION_POLICY,
     ConcurrencyExpression,
-    DefaultFilter,
     DesiredWorkerLabel,
     Duration,
     EmptyModel,
     EvictionPolicy,
-    JSONMap,
-    Priority,
     RateLimit,
     StepType,
-    StickyStrategy,
     TaskDefaults,
     to_timedelta,
 )
@@ -41,14 +31,17 @@ if TYPE_CHECKING:
     from hatchlite.context import Context
     from hatchlite.durable import DurableContext
 
-TWorkflowInput = TypeVar("TWorkflowInput")
-R = TypeVar("R")
+from hatchlite.dag.task import (
+    DEFAULT_EXECUTION_TIMEOUT,
+    DEFAULT_RETRIES,
+    DEFAULT_SCHEDULE_TIMEOUT,
+    Task,
+    TWorkflowInput,
+    WorkflowConfig,
+    check_signature,
+    normalize_concurrency,
+)
 
-DEFAULT_SCHEDULE_TIMEOUT = timedelta(minutes=5)
-DEFAULT_EXECUTION_TIMEOUT = timedelta(seconds=60)
-DEFAULT_RETRIES = 0
-
-TaskFunc = Callable[[Any, Any], Any]
 R2 = TypeVar("R2")
 
 
@@ -79,239 +72,6 @@ class DurableTaskDecorator(Protocol[TWorkflowInput]):
     def __call__(
         self, fn: Callable[[TWorkflowInput, DurableContext], R2], /
     ) -> Task[TWorkflowInput, R2]: ...
-
-
-@dataclasses.dataclass
-class WorkflowConfig:
-    """The `hatchet.workflow(...)` / `hatchet.task(...)` parameters of one workflow."""
-
-    name: str
-    description: str | None = None
-    input_validator: type[Any] | None = None
-    on_events: list[str] = dataclasses.field(default_factory=list)
-    on_crons: list[str] = dataclasses.field(default_factory=list)
-    cron_input: Any = None
-    version: str | None = None
-    sticky: StickyStrategy | None = None
-    default_priority: int = Priority.LOW
-    concurrency: list[ConcurrencyExpression] = dataclasses.field(default_factory=list)
-    task_defaults: TaskDefaults = dataclasses.field(default_factory=TaskDefaults)
-    default_filters: list[DefaultFilter] = dataclasses.field(default_factory=list)
-    default_additional_metadata: JSONMap = dataclasses.field(default_factory=dict)
-    idempotency: Any = None
-
-
-def normalize_concurrency(
-    value: int | ConcurrencyExpression | list[ConcurrencyExpression] | None, where: str
-) -> list[ConcurrencyExpression]:
-    if value is None:
-        return []
-    if isinstance(value, bool):
-        raise InvalidDefinitionError(f"{where}: invalid concurrency {value!r}")
-    if isinstance(value, int):
-        if value <= 0:
-            raise InvalidDefinitionError(f"{where}: concurrency must be a positive number of runs")
-        return [ConcurrencyExpression.from_int(value)]
-    if isinstance(value, ConcurrencyExpression):
-        return [value]
-    return list(value)
-
-
-def check_priority(priority: int | None, where: str) -> int | None:
-    if priority is None:
-        return None
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 3:
-        raise ValueError(
-            f"{where}: priority must be 1, 2 or 3 (Priority.LOW/MEDIUM/HIGH), got {priority!r}"
-        )
-    return int(priority)
-
-
-def _return_type(fn: Callable[..., Any]) -> Any:
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = getattr(fn, "__annotations__", {})
-    if "return" not in hints:
-        return EmptyModel
-    ret = hints["return"]
-    if ret is None or ret is type(None):
-        return EmptyModel
-    return ret
-
-
-def _check_signature(fn: Callable[..., Any], where: str) -> None:
-    if not callable(fn):
-        raise InvalidDefinitionError(f"{where}: the decorated object is not a function")
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return
-    positional = [
-        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
-    if len(positional) < 2 and not has_varargs:
-        raise InvalidDefinitionError(
-            f"{where}: a task function takes (input, ctx); {fn.__name__} takes "
-            f"{len(positional)} positional parameter(s)"
-        )
-
-
-class Task(Generic[TWorkflowInput, R]):
-    """One task of a workflow, as declared by a decorator."""
-
-    def __init__(
-        self,
-        *,
-        fn: TaskFunc,
-        workflow: WorkflowDefinition[TWorkflowInput],
-        type: StepType,
-        name: str,
-        schedule_timeout: timedelta,
-        execution_timeout: timedelta,
-        parents: list[Task[TWorkflowInput, Any]],
-        retries: int,
-        rate_limits: list[RateLimit],
-        desired_worker_labels: dict[str, DesiredWorkerLabel],
-        backoff_factor: float | None,
-        backoff_max_seconds: int | None,
-        concurrency: list[ConcurrencyExpression],
-        wait_for: list[Condition | OrGroup],
-        skip_if: list[Condition | OrGroup],
-        cancel_if: list[Condition | OrGroup],
-        slot_cost: int,
-        is_durable: bool,
-        eviction_policy: EvictionPolicy | None,
-    ) -> None:
-        self.fn = fn
-        self.workflow = workflow
-        self.type = type
-        self.name = name
-        self.schedule_timeout = schedule_timeout
-        self.execution_timeout = execution_timeout
-        self.parents = parents
-        self.retries = retries
-        self.rate_limits = rate_limits
-        self.desired_worker_labels = desired_worker_labels
-        self.backoff_factor = backoff_factor
-        self.backoff_max_seconds = backoff_max_seconds
-        self.concurrency = concurrency
-        self.wait_for = flatten(wait_for)
-        self.skip_if = flatten(skip_if)
-        self.cancel_if = flatten(cancel_if)
-        self.slot_cost = slot_cost
-        self.is_durable = is_durable
-        self.eviction_policy = eviction_policy
-        self.is_async_function = inspect.iscoroutinefunction(fn)
-        self.output_validator_type: Any = _return_type(fn)
-        self.output_validator: TypeAdapter[Any] = TypeAdapter(self.output_validator_type)
-
-    def __repr__(self) -> str:
-        return f"<Task {self.workflow.name}:{self.name}>"
-
-    @property
-    def max_attempts(self) -> int:
-        return self.retries + 1
-
-    def backoff_seconds(self, retry_number: int) -> float:
-        """Delay before retry `retry_number` (1-based), as Hatchet's engine computes it."""
-        if not self.backoff_factor:
-            return 0.0
-        cap = self.backoff_max_seconds or 86400
-        try:
-            return float(min(cap, self.backoff_factor**retry_number))
-        except OverflowError:
-            return float(cap)
-
-    # -- outputs ---------------------------------------------------------------
-
-    def dump_output(self, value: Any) -> str | None:
-        """JSON text of a task's return value; None when it returned nothing (falsy)."""
-        if not value:
-            if isinstance(value, BaseModel) or dataclasses.is_dataclass(value):
-                pass  # an empty model is still an output
-            else:
-                return None
-        if isinstance(value, dict):
-            try:
-                text = json.dumps(value, separators=(",", ":"))
-            except (TypeError, ValueError):
-                text = json.dumps(to_jsonable_python(value), separators=(",", ":"))
-        elif isinstance(value, BaseModel):
-            text = value.model_dump_json()
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            text = TypeAdapter(type(value)).dump_json(value).decode()
-        else:
-            raise IllegalTaskOutputError(
-                f"Tasks must return either a dictionary, a Pydantic BaseModel, or a dataclass; "
-                f"task {self.name!r} of workflow {self.workflow.name!r} returned "
-                f"{type(value).__name__}"
-            )
-        if "\\u0000" in text:
-            raise IllegalTaskOutputError(
-                f"task {self.name!r} returned output containing a NUL character (\\u0000)"
-            )
-        return text
-
-    def parse_output(self, text: str | None) -> R:
-        """The stored output validated into the task's declared return type."""
-        data = json.loads(text) if text else {}
-        return cast(R, self.output_validator.validate_python(data))
-
-    # -- unit testing ------------------------------------------------------------
-
-    def mock_run(
-        self,
-        input: TWorkflowInput | None = None,
-        additional_metadata: JSONMap | None = None,
-        parent_outputs: dict[str, JSONMap] | None = None,
-        retry_count: int = 0,
-        lifespan: Any = None,
-        dependencies: dict[str, Any] | None = None,
-    ) -> R:
-        """Call the function with a fake context, outside any engine."""
-        if self.is_async_function:
-            raise TypeError(f"{self.name} is async; use aio_mock_run")
-        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
-        return cast(R, self.fn(self._mock_input(input), ctx, **(dependencies or {})))
-
-    async def aio_mock_run(
-        self,
-        input: TWorkflowInput | None = None,
-        additional_metadata: JSONMap | None = None,
-        parent_outputs: dict[str, JSONMap] | None = None,
-        retry_count: int = 0,
-        lifespan: Any = None,
-        dependencies: dict[str, Any] | None = None,
-    ) -> R:
-        if not self.is_async_function:
-            raise TypeError(f"{self.name} is not async; use mock_run")
-        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
-        result = self.fn(self._mock_input(input), ctx, **(dependencies or {}))
-        return cast(R, await result)
-
-    def _mock_input(self, input: Any) -> Any:
-        if input is None:
-            return self.workflow.input_adapter.validate_python({})
-        return input
-
-    def _mock_context(
-        self,
-        additional_metadata: JSONMap | None,
-        parent_outputs: dict[str, JSONMap] | None,
-        retry_count: int,
-        lifespan: Any,
-    ) -> Context:
-        from hatchlite.context import mock_context
-
-        return mock_context(
-            self,
-            additional_metadata=additional_metadata or {},
-            parent_outputs=parent_outputs or {},
-            retry_count=retry_count,
-            lifespan=lifespan,
-        )
 
 
 class WorkflowDefinition(Generic[TWorkflowInput]):
@@ -387,31 +147,12 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         slot_cost: int | None = None,
     ) -> TaskDecorator[TWorkflowInput]:
         """Declare a task of this workflow."""
-
-        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
-            return self._add(
-                fn,
-                StepType.DEFAULT,
-                name,
-                schedule_timeout,
-                execution_timeout,
-                parents,
-                retries,
-                rate_limits,
-                desired_worker_labels,
-                backoff_factor,
-                backoff_max_seconds,
-                concurrency,
-                wait_for,
-                skip_if,
-                cancel_if,
-                slot_cost,
-                is_durable=False,
-                eviction_policy=None,
-                apply_defaults=True,
-            )
-
-        return cast("TaskDecorator[TWorkflowInput]", decorator)
+        options = dict(locals())
+        del options["self"]
+        return cast(
+            "TaskDecorator[TWorkflowInput]",
+            lambda fn: self._add(fn, StepType.DEFAULT, **options),
+        )
 
     def durable_task(
         self,
@@ -434,31 +175,12 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         eviction_policy: EvictionPolicy | None = DEFAULT_EVICTION_POLICY,
     ) -> DurableTaskDecorator[TWorkflowInput]:
         """Declare a durable task: its sleeps, waits and child spawns are checkpointed."""
-
-        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
-            return self._add(
-                fn,
-                StepType.DEFAULT,
-                name,
-                schedule_timeout,
-                execution_timeout,
-                parents,
-                retries,
-                rate_limits,
-                desired_worker_labels,
-                backoff_factor,
-                backoff_max_seconds,
-                concurrency,
-                wait_for,
-                skip_if,
-                cancel_if,
-                None,
-                is_durable=True,
-                eviction_policy=eviction_policy,
-                apply_defaults=True,
-            )
-
-        return cast("DurableTaskDecorator[TWorkflowInput]", decorator)
+        options = dict(locals())
+        del options["self"]
+        return cast(
+            "DurableTaskDecorator[TWorkflowInput]",
+            lambda fn: self._add(fn, StepType.DEFAULT, is_durable=True, **options),
+        )
 
     def on_failure_task(
         self,
@@ -473,38 +195,9 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         concurrency: int | list[ConcurrencyExpression] | None = None,
     ) -> TaskDecorator[TWorkflowInput]:
         """Declare the task that runs as soon as any task of a run fails."""
-
-        def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
-            if self._on_failure is not None:
-                raise InvalidDefinitionError(
-                    f"workflow {self.name!r} already has an on_failure task "
-                    f"({self._on_failure.name!r}); only one is allowed"
-                )
-            task = self._add(
-                fn,
-                StepType.ON_FAILURE,
-                name,
-                schedule_timeout,
-                execution_timeout,
-                None,
-                retries,
-                rate_limits,
-                None,
-                backoff_factor,
-                backoff_max_seconds,
-                concurrency,
-                None,
-                None,
-                None,
-                None,
-                is_durable=False,
-                eviction_policy=None,
-                apply_defaults=False,
-            )
-            self._on_failure = task
-            return task
-
-        return cast("TaskDecorator[TWorkflowInput]", decorator)
+        options = dict(locals())
+        del options["self"]
+        return self._special(StepType.ON_FAILURE, options)
 
     def on_success_task(
         self,
@@ -519,63 +212,56 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         concurrency: int | list[ConcurrencyExpression] | None = None,
     ) -> TaskDecorator[TWorkflowInput]:
         """Declare the task that runs after every other task of a run completed."""
+        options = dict(locals())
+        del options["self"]
+        return self._special(StepType.ON_SUCCESS, options)
+
+    # -- building ----------------------------------------------------------------
+
+    def _special(
+        self, step_type: StepType, options: dict[str, Any]
+    ) -> TaskDecorator[TWorkflowInput]:
+        """The on-failure / on-success decorator: one per workflow; no task defaults."""
+        attr = "_on_failure" if step_type is StepType.ON_FAILURE else "_on_success"
+        label = "on_failure" if step_type is StepType.ON_FAILURE else "on_success"
 
         def decorator(fn: Callable[..., Any]) -> Task[TWorkflowInput, Any]:
-            if self._on_success is not None:
+            existing: Task[TWorkflowInput, Any] | None = getattr(self, attr)
+            if existing is not None:
                 raise InvalidDefinitionError(
-                    f"workflow {self.name!r} already has an on_success task "
-                    f"({self._on_success.name!r}); only one is allowed"
+                    f"workflow {self.name!r} already has an {label} task "
+                    f"({existing.name!r}); only one is allowed"
                 )
-            task = self._add(
-                fn,
-                StepType.ON_SUCCESS,
-                name,
-                schedule_timeout,
-                execution_timeout,
-                None,
-                retries,
-                rate_limits,
-                None,
-                backoff_factor,
-                backoff_max_seconds,
-                concurrency,
-                None,
-                None,
-                None,
-                None,
-                is_durable=False,
-                eviction_policy=None,
-                apply_defaults=False,
-            )
-            self._on_success = task
+            task = self._add(fn, step_type, apply_defaults=False, **options)
+            setattr(self, attr, task)
             return task
 
         return cast("TaskDecorator[TWorkflowInput]", decorator)
-
-    # -- building ----------------------------------------------------------------
 
     def _add(
         self,
         fn: Callable[..., Any],
         step_type: StepType,
-        name: str | None,
-        schedule_timeout: Duration,
-        execution_timeout: Duration,
-        parents: list[Task[TWorkflowInput, Any]] | None,
-        retries: int,
-        rate_limits: list[RateLimit] | None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None,
-        backoff_factor: float | None,
-        backoff_max_seconds: int | None,
-        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None,
-        wait_for: list[Condition | OrGroup] | None,
-        skip_if: list[Condition | OrGroup] | None,
-        cancel_if: list[Condition | OrGroup] | None,
-        slot_cost: int | None,
         *,
-        is_durable: bool,
-        eviction_policy: EvictionPolicy | None,
-        apply_defaults: bool,
+        name: str | None = None,
+        schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+        execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+        parents: list[Task[TWorkflowInput, Any]] | None = None,
+        retries: int = DEFAULT_RETRIES,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        wait_for: list[Condition | OrGroup] | None = None,
+        skip_if: list[Condition | OrGroup] | None = None,
+        cancel_if: list[Condition | OrGroup] | None = None,
+        slot_cost: int | None = None,
+        is_durable: bool = False,
+        eviction_policy: EvictionPolicy | None = None,
+        apply_defaults: bool = True,
     ) -> Task[TWorkflowInput, Any]:
         base = (name or getattr(fn, "__name__", "") or "").lower()
         if not base:
@@ -583,7 +269,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         suffix = {StepType.ON_FAILURE: "-on-failure", StepType.ON_SUCCESS: "-on-success"}
         task_name = base + suffix.get(step_type, "")
         where = f"workflow {self.name!r}, task {task_name!r}"
-        _check_signature(fn, where)
+        check_signature(fn, where)
         if any(t.name == task_name for t in self.all_tasks):
             raise InvalidDefinitionError(f"{where}: duplicate task name")
         if slot_cost is not None and slot_cost <= 0:

@@ -1,0 +1,280 @@
+"""Task definitions: `Task`, its output rules, and the checks shared by decorators.
+
+Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
+`ValueError`) naming the workflow, the task and what is wrong, at decoration time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic_core import to_jsonable_python
+
+from hatchlite.conditions import Condition, OrGroup, flatten
+from hatchlite.exceptions import IllegalTaskOutputError, InvalidDefinitionError
+from hatchlite.types import (
+    ConcurrencyExpression,
+    DefaultFilter,
+    DesiredWorkerLabel,
+    EmptyModel,
+    EvictionPolicy,
+    JSONMap,
+    Priority,
+    RateLimit,
+    StepType,
+    StickyStrategy,
+    TaskDefaults,
+)
+
+if TYPE_CHECKING:
+    from hatchlite.context import Context
+    from hatchlite.dag.workflow import WorkflowDefinition
+
+TWorkflowInput = TypeVar("TWorkflowInput")
+R = TypeVar("R")
+
+DEFAULT_SCHEDULE_TIMEOUT = timedelta(minutes=5)
+DEFAULT_EXECUTION_TIMEOUT = timedelta(seconds=60)
+DEFAULT_RETRIES = 0
+
+TaskFunc = Callable[[Any, Any], Any]
+
+
+@dataclasses.dataclass
+class WorkflowConfig:
+    """The `hatchet.workflow(...)` / `hatchet.task(...)` parameters of one workflow."""
+
+    name: str
+    description: str | None = None
+    input_validator: type[Any] | None = None
+    on_events: list[str] = dataclasses.field(default_factory=list)
+    on_crons: list[str] = dataclasses.field(default_factory=list)
+    cron_input: Any = None
+    version: str | None = None
+    sticky: StickyStrategy | None = None
+    default_priority: int = Priority.LOW
+    concurrency: list[ConcurrencyExpression] = dataclasses.field(default_factory=list)
+    task_defaults: TaskDefaults = dataclasses.field(default_factory=TaskDefaults)
+    default_filters: list[DefaultFilter] = dataclasses.field(default_factory=list)
+    default_additional_metadata: JSONMap = dataclasses.field(default_factory=dict)
+    idempotency: Any = None
+
+
+def normalize_concurrency(
+    value: int | ConcurrencyExpression | list[ConcurrencyExpression] | None, where: str
+) -> list[ConcurrencyExpression]:
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        raise InvalidDefinitionError(f"{where}: invalid concurrency {value!r}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise InvalidDefinitionError(f"{where}: concurrency must be a positive number of runs")
+        return [ConcurrencyExpression.from_int(value)]
+    if isinstance(value, ConcurrencyExpression):
+        return [value]
+    return list(value)
+
+
+def check_priority(priority: int | None, where: str) -> int | None:
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 3:
+        raise ValueError(
+            f"{where}: priority must be 1, 2 or 3 (Priority.LOW/MEDIUM/HIGH), got {priority!r}"
+        )
+    return int(priority)
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = getattr(fn, "__annotations__", {})
+    if "return" not in hints:
+        return EmptyModel
+    ret = hints["return"]
+    if ret is None or ret is type(None):
+        return EmptyModel
+    return ret
+
+
+def check_signature(fn: Callable[..., Any], where: str) -> None:
+    if not callable(fn):
+        raise InvalidDefinitionError(f"{where}: the decorated object is not a function")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    positional = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
+    if len(positional) < 2 and not has_varargs:
+        raise InvalidDefinitionError(
+            f"{where}: a task function takes (input, ctx); {fn.__name__} takes "
+            f"{len(positional)} positional parameter(s)"
+        )
+
+
+class Task(Generic[TWorkflowInput, R]):
+    """One task of a workflow, as declared by a decorator."""
+
+    def __init__(
+        self,
+        *,
+        fn: TaskFunc,
+        workflow: WorkflowDefinition[TWorkflowInput],
+        type: StepType,
+        name: str,
+        schedule_timeout: timedelta,
+        execution_timeout: timedelta,
+        parents: list[Task[TWorkflowInput, Any]],
+        retries: int,
+        rate_limits: list[RateLimit],
+        desired_worker_labels: dict[str, DesiredWorkerLabel],
+        backoff_factor: float | None,
+        backoff_max_seconds: int | None,
+        concurrency: list[ConcurrencyExpression],
+        wait_for: list[Condition | OrGroup],
+        skip_if: list[Condition | OrGroup],
+        cancel_if: list[Condition | OrGroup],
+        slot_cost: int,
+        is_durable: bool,
+        eviction_policy: EvictionPolicy | None,
+    ) -> None:
+        self.fn = fn
+        self.workflow = workflow
+        self.type = type
+        self.name = name
+        self.schedule_timeout = schedule_timeout
+        self.execution_timeout = execution_timeout
+        self.parents = parents
+        self.retries = retries
+        self.rate_limits = rate_limits
+        self.desired_worker_labels = desired_worker_labels
+        self.backoff_factor = backoff_factor
+        self.backoff_max_seconds = backoff_max_seconds
+        self.concurrency = concurrency
+        self.wait_for = flatten(wait_for)
+        self.skip_if = flatten(skip_if)
+        self.cancel_if = flatten(cancel_if)
+        self.slot_cost = slot_cost
+        self.is_durable = is_durable
+        self.eviction_policy = eviction_policy
+        self.is_async_function = inspect.iscoroutinefunction(fn)
+        self.output_validator_type: Any = _return_type(fn)
+        self.output_validator: TypeAdapter[Any] = TypeAdapter(self.output_validator_type)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.workflow.name}:{self.name}>"
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def backoff_seconds(self, retry_number: int) -> float:
+        """Delay before retry `retry_number` (1-based), as Hatchet's engine computes it."""
+        if not self.backoff_factor:
+            return 0.0
+        cap = self.backoff_max_seconds or 86400
+        try:
+            return float(min(cap, self.backoff_factor**retry_number))
+        except OverflowError:
+            return float(cap)
+
+    # -- outputs ---------------------------------------------------------------
+
+    def dump_output(self, value: Any) -> str | None:
+        """JSON text of a task's return value; None when it returned nothing (falsy)."""
+        if not value:
+            if isinstance(value, BaseModel) or dataclasses.is_dataclass(value):
+                pass  # an empty model is still an output
+            else:
+                return None
+        if isinstance(value, dict):
+            try:
+                text = json.dumps(value, separators=(",", ":"))
+            except (TypeError, ValueError):
+                text = json.dumps(to_jsonable_python(value), separators=(",", ":"))
+        elif isinstance(value, BaseModel):
+            text = value.model_dump_json()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            text = TypeAdapter(type(value)).dump_json(value).decode()
+        else:
+            raise IllegalTaskOutputError(
+                f"Tasks must return either a dictionary, a Pydantic BaseModel, or a dataclass; "
+                f"task {self.name!r} of workflow {self.workflow.name!r} returned "
+                f"{type(value).__name__}"
+            )
+        if "\\u0000" in text:
+            raise IllegalTaskOutputError(
+                f"task {self.name!r} returned output containing a NUL character (\\u0000)"
+            )
+        return text
+
+    def parse_output(self, text: str | None) -> R:
+        """The stored output validated into the task's declared return type."""
+        data = json.loads(text) if text else {}
+        return cast(R, self.output_validator.validate_python(data))
+
+    # -- unit testing ------------------------------------------------------------
+
+    def mock_run(
+        self,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        parent_outputs: dict[str, JSONMap] | None = None,
+        retry_count: int = 0,
+        lifespan: Any = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> R:
+        """Call the function with a fake context, outside any engine."""
+        if self.is_async_function:
+            raise TypeError(f"{self.name} is async; use aio_mock_run")
+        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
+        return cast(R, self.fn(self._mock_input(input), ctx, **(dependencies or {})))
+
+    async def aio_mock_run(
+        self,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        parent_outputs: dict[str, JSONMap] | None = None,
+        retry_count: int = 0,
+        lifespan: Any = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> R:
+        if not self.is_async_function:
+            raise TypeError(f"{self.name} is not async; use mock_run")
+        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
+        result = self.fn(self._mock_input(input), ctx, **(dependencies or {}))
+        return cast(R, await result)
+
+    def _mock_input(self, input: Any) -> Any:
+        if input is None:
+            return self.workflow.input_adapter.validate_python({})
+        return input
+
+    def _mock_context(
+        self,
+        additional_metadata: JSONMap | None,
+        parent_outputs: dict[str, JSONMap] | None,
+        retry_count: int,
+        lifespan: Any,
+    ) -> Context:
+        from hatchlite.context import mock_context
+
+        return mock_context(
+            self,
+            additional_metadata=additional_metadata or {},
+            parent_outputs=parent_outputs or {},
+            retry_count=retry_count,
+            lifespan=lifespan,
+        )
