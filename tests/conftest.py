@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +33,26 @@ def query(db_path: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Poll `predicate` until it holds; fail the test after `timeout` real seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.002)
+
+
+def wait_until_sync(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """The blocking form of `wait_until`, for tests that drive other processes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.01)
+
+
+async def outcome(ref: Any, timeout: float = 3.0) -> Any:
+    """`await ref.aio_result()`, bounded in real time."""
+    return await asyncio.wait_for(ref.aio_result(), timeout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,10 @@ from hatchlite import BulkCancelReplayOpts, Context, EmptyModel, Hatchet
 from hatchlite.exceptions import RunNotFoundError
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.types import V1TaskStatus
-from tests.conftest import query
+from tests.conftest import outcome, query, wait_until
 
 # A hang is a failure: no test here should take more than a fraction of a second.
 pytestmark = pytest.mark.timeout(20)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.002)
-
-
-async def outcome(ref: Any, timeout: float = 1.5) -> Any:
-    """`await outcome(ref)`, bounded in real time."""
-    return await asyncio.wait_for(ref.aio_result(), timeout)
 
 
 async def wait_event(event: threading.Event, timeout: float = 2.0) -> None:

@@ -41,7 +41,7 @@ from hatchlite import (
 from hatchlite.cel import InvalidCELError
 from hatchlite.testing import TestClock
 from hatchlite.types import V1TaskStatus
-from tests.conftest import query
+from tests.conftest import outcome, query, wait_until
 
 # A hang is a failure: most tests take well under half a second.
 pytestmark = pytest.mark.timeout(20)
@@ -61,20 +61,6 @@ class ChildBroke(Exception):
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.002)
-
-
-async def outcome(ref: Any, timeout: float = 3.0) -> Any:
-    """`await ref.aio_result()`, bounded in real time."""
-    return await asyncio.wait_for(ref.aio_result(), timeout)
 
 
 def entry(db: str, task_id: str, node: int) -> tuple[str, str, str] | None:

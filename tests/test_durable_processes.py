@@ -13,8 +13,9 @@ import pytest
 
 from hatchlite import Hatchet
 from tests.conftest import query
+from tests.conftest import wait_until_sync as wait_until
 from tests.procs.durable_flow import EFFECTS_ENV, SLEEP, Trip, build
-from tests.test_processes import ROOT, wait_until
+from tests.test_processes import ROOT
 
 TRIPS = 5
 

@@ -10,7 +10,6 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from hatchlite import (
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.testing import TestClock
 from hatchlite.types import V1TaskStatus
-from tests.conftest import query
+from tests.conftest import outcome, query, wait_until
 
 # A hang is a failure: no test here should take more than about a second.
 pytestmark = pytest.mark.timeout(20)
@@ -37,20 +36,6 @@ pytestmark = pytest.mark.timeout(20)
 
 class StepError(Exception):
     """A user exception with a distinctive class name."""
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.002)
-
-
-async def outcome(ref: Any, timeout: float = 3.0) -> Any:
-    """`await outcome(ref)`, bounded in real time."""
-    return await asyncio.wait_for(ref.aio_result(), timeout)
 
 
 async def wait_event(event: threading.Event, timeout: float = 2.0) -> bool:

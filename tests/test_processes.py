@@ -11,25 +11,17 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from hatchlite import Hatchet
 from tests.conftest import query
+from tests.conftest import wait_until_sync as wait_until
 from tests.procs.crash_flow import EFFECTS_ENV, Job, build
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 200
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.01)
 
 
 class Workers:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from hatchlite import Hatchet
 from tests.conftest import query
+from tests.conftest import wait_until_sync as wait_until
 from tests.procs.slow_worker import EFFECTS_ENV, build
-from tests.test_processes import ROOT, wait_until
+from tests.test_processes import ROOT
 
 
 def start(db: str, effects: Path, seconds: float) -> subprocess.Popen[bytes]:
