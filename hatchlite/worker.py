@@ -9,6 +9,7 @@ next worker (their lease lapses).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -135,7 +136,15 @@ class Worker:
         self._check_startable()
         previous = self._install_signal_handlers()
         try:
-            RUNTIME.call(self._serve)
+            # Wait in short slices: a signal delivered to another thread only sets a flag,
+            # and the main thread runs Python's handler when it next wakes up.
+            future = RUNTIME.portal().start_task_soon(self._serve)
+            while True:
+                try:
+                    future.result(timeout=0.1)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
