@@ -141,7 +141,7 @@ class Worker:
             future = RUNTIME.portal().start_task_soon(self._serve)
             while True:
                 try:
-                    future.result(timeout=0.1)
+                    future.result(timeout=0.5)
                     break
                 except concurrent.futures.TimeoutError:
                     continue

@@ -39,10 +39,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hatchlite")
 
-# Seconds between checks for other processes' commits, while busy and while idle.
+# Seconds between checks for other processes' commits: within ACTIVE_WINDOW seconds of
+# activity, then until IDLE_WINDOW, then after (a service idle for long polls least).
 POLL_ACTIVE = 0.001
 POLL_IDLE = 0.01
+POLL_ASLEEP = 0.05
 ACTIVE_WINDOW = 1.0
+IDLE_WINDOW = 30.0
 # Worker leases (real seconds): renewed every HEARTBEAT; workers on another host whose
 # lease lapsed are gone. On this host a worker is gone when its process is.
 LEASE = 30.0
@@ -73,7 +76,7 @@ class Engine:
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._data_version: int | None = None
+        self._external = False  # another process committed since the last step
         self._last_activity = 0.0
         self._registered: dict[str, object] = {}
         self.streams: dict[str, list[str]] = {}
@@ -97,7 +100,7 @@ class Engine:
             self.loop = asyncio.get_running_loop()
             await self.loop.run_in_executor(None, self.store.open)
             self._wake = asyncio.Event()
-            self._data_version = await self.store.data_version()
+            self.store.db.on_external_change = lambda: self.threadsafe(self._external_change)
             self.clock.subscribe(self.wake_threadsafe)
             self._main = self.loop.create_task(self._run(), name=f"hatchlite-engine:{self.path}")
             self._started = True
@@ -133,6 +136,11 @@ class Engine:
                 if not future.done():
                     future.set_exception(EngineClosedError(f"engine for {self.path} closed"))
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    def _external_change(self) -> None:
+        self._external = True
+        self._last_activity = time.monotonic()
+        self.wake()
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -488,9 +496,11 @@ class Engine:
         wake = self._wake
         assert wake is not None
         while True:
+            self.store.db.poll_interval = self._poll_interval()
             if wake.is_set():
                 wake.clear()
-                return False
+                external, self._external = self._external, False
+                return external
             deadline = self._store_deadline
             timeout_at = self._next_timeout()
             if timeout_at is not None and (deadline is None or timeout_at < deadline):
@@ -498,28 +508,25 @@ class Engine:
             delay = self.clock.real_delay(deadline) if deadline is not None else None
             if delay == 0.0:
                 return False
-            polling = bool(self.workers or self._waiters or self._executions or self._suspended)
-            timeout = delay
-            if polling:
-                recent = time.monotonic() - self._last_activity < ACTIVE_WINDOW
-                interval = POLL_ACTIVE if recent else POLL_IDLE
-                timeout = interval if timeout is None else min(timeout, interval)
             if len(self._executions) <= len(self._suspended) and not self._outcomes:
                 self.clock.idle(deadline)  # nothing runs: a test clock may skip ahead
                 if wake.is_set():
                     continue
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(delay):
                     await wake.wait()
             except TimeoutError:
-                if deadline is not None and self.clock.real_delay(deadline) == 0.0:
-                    return False
-                if polling:
-                    version = await self.store.data_version()
-                    if version != self._data_version:
-                        self._data_version = version
-                        self._last_activity = time.monotonic()
-                        return True
+                return False
+
+    def _poll_interval(self) -> float | None:
+        """How often the database thread looks for other processes' commits: often
+        right after activity, less when quiet, never with nothing to watch."""
+        if not (self.workers or self._waiters or self._executions or self._suspended):
+            return None
+        quiet = time.monotonic() - self._last_activity
+        if quiet < ACTIVE_WINDOW:
+            return POLL_ACTIVE
+        return POLL_IDLE if quiet < IDLE_WINDOW else POLL_ASLEEP
 
     async def _step(self, *, external: bool, claim: bool) -> None:
         now = self.clock.time()

@@ -26,6 +26,7 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
 _STOP = object()
+_KICK = object()  # wakes the thread so it starts watching at a new poll interval
 # How long a batch keeps retrying when another process holds the write lock.
 LOCK_WAIT_SECONDS = 60.0
 
@@ -69,6 +70,11 @@ class Database:
         self._closed = False
         self._stopped = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        # Watching for other processes' commits: while `poll_interval` is set, this thread
+        # reads `PRAGMA data_version` (changed only by other connections' commits) at
+        # least that often, and calls `on_external_change` when it moved.
+        self._poll_interval: float | None = None
+        self.on_external_change: Callable[[], None] | None = None
         self.batches = 0  # number of transactions written, for benchmarks
 
     # -- lifecycle -------------------------------------------------------------
@@ -112,9 +118,18 @@ class Database:
             )
         except sqlite3.Error:
             return
+        wal = self.path.removeprefix("file:").split("?")[0] + "-wal"
+        last: tuple[float, int] | None = None
         try:
             conn.execute("PRAGMA busy_timeout = 100")
-            while not self._stopped.wait(0.25):
+            while not self._stopped.wait(0.5):
+                try:
+                    stat = os.stat(wal)
+                except OSError:
+                    continue
+                if (stat.st_mtime, stat.st_size) == last:
+                    continue  # nothing written since the last checkpoint
+                last = (stat.st_mtime, stat.st_size)
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
@@ -154,9 +169,20 @@ class Database:
             return
         ready.set_result(None)
         conn = self._conn
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        last_poll = time.monotonic()
         try:
             while True:
-                item = self._queue.get()
+                interval = self._poll_interval
+                try:
+                    item = self._queue.get(timeout=interval) if interval else self._queue.get()
+                except queue.Empty:
+                    item = None
+                if interval and time.monotonic() - last_poll >= interval:
+                    last_poll = time.monotonic()
+                    version = self._check_version(conn, version)
+                if item is None or item is _KICK:
+                    continue
                 if item is _STOP:
                     break
                 batch = [item]
@@ -169,7 +195,8 @@ class Database:
                     if nxt is _STOP:
                         stop = True
                         break
-                    batch.append(nxt)
+                    if nxt is not _KICK:
+                        batch.append(nxt)
                 self._run_batch(conn, batch)
                 if stop:
                     break
@@ -179,6 +206,26 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 conn.close()
+
+    @property
+    def poll_interval(self) -> float | None:
+        return self._poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, value: float | None) -> None:
+        previous, self._poll_interval = self._poll_interval, value
+        if value is not None and (previous is None or value < previous):
+            self._queue.put(_KICK)
+
+    def _check_version(self, conn: sqlite3.Connection, seen: int) -> int:
+        try:
+            now = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return seen
+        callback = self.on_external_change
+        if now != seen and callback is not None:
+            callback()
+        return now
 
     def _fail_leftovers(self) -> None:
         while True:
