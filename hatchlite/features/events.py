@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from hatchlite.context import current_context
 from hatchlite.scheduler.runtime import RUNTIME
+from hatchlite.store import EventIn
 from hatchlite.types import JSONMap
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class EventClient:
         additional_metadata: JSONMap | None,
         priority: int | None,
         scope: str | None,
-    ) -> tuple[str, str, str, str | None, int | None]:
+    ) -> EventIn:
         opts = options or PushEventOptions()
         key = self._client.config.apply_namespace(event_key, opts.namespace)
         meta = {**opts.additional_metadata, **(additional_metadata or {})}
@@ -83,19 +84,20 @@ class EventClient:
             priority if priority is not None else opts.priority,
         )
 
-    async def _push(
-        self, key: str, payload: str, meta: str, scope: str | None, priority: int | None
-    ) -> Event:
-        stored = await self._client._engine.push_event(key, payload, meta, scope, priority)
-        return Event(
-            tenant_id=self._client.tenant_id,
-            event_id=stored.id,
-            key=stored.key,
-            payload=stored.payload_json,
-            seen_at=datetime.fromtimestamp(stored.created_at, UTC),
-            additional_metadata=stored.metadata_json,
-            scope=stored.scope,
-        )
+    async def _push(self, events: list[EventIn]) -> list[Event]:
+        stored = await self._client._engine.push_events(events)
+        return [
+            Event(
+                tenant_id=self._client.tenant_id,
+                event_id=one.id,
+                key=one.key,
+                payload=one.payload_json,
+                seen_at=datetime.fromtimestamp(one.created_at, UTC),
+                additional_metadata=one.metadata_json,
+                scope=one.scope,
+            )
+            for one in stored
+        ]
 
     def push(
         self,
@@ -108,7 +110,7 @@ class EventClient:
     ) -> Event:
         """Store an event; durable waits whose key, scope and expression match wake up."""
         prepared = self._prepare(event_key, payload, options, additional_metadata, priority, scope)
-        return RUNTIME.call(self._push, *prepared)
+        return RUNTIME.call(self._push, [prepared])[0]
 
     async def aio_push(
         self,
@@ -120,38 +122,28 @@ class EventClient:
         scope: str | None = None,
     ) -> Event:
         prepared = self._prepare(event_key, payload, options, additional_metadata, priority, scope)
-        return await RUNTIME.acall(self._push, *prepared)
+        return (await RUNTIME.acall(self._push, [prepared]))[0]
+
+    def _prepare_bulk(
+        self, events: list[BulkPushEventWithMetadata], options: BulkPushEventOptions | None
+    ) -> list[EventIn]:
+        opts = PushEventOptions(namespace=options.namespace if options else None)
+        return [
+            self._prepare(e.key, e.payload, opts, e.additional_metadata, e.priority, e.scope)
+            for e in events
+        ]
 
     def bulk_push(
         self,
         events: list[BulkPushEventWithMetadata],
         options: BulkPushEventOptions | None = None,
     ) -> list[Event]:
-        return [
-            self.push(
-                e.key,
-                e.payload,
-                PushEventOptions(namespace=options.namespace if options else None),
-                additional_metadata=e.additional_metadata,
-                priority=e.priority,
-                scope=e.scope,
-            )
-            for e in events
-        ]
+        """Store several events in one transaction; returns them in order."""
+        return RUNTIME.call(self._push, self._prepare_bulk(events, options))
 
     async def aio_bulk_push(
         self,
         events: list[BulkPushEventWithMetadata],
         options: BulkPushEventOptions | None = None,
     ) -> list[Event]:
-        return [
-            await self.aio_push(
-                e.key,
-                e.payload,
-                PushEventOptions(namespace=options.namespace if options else None),
-                additional_metadata=e.additional_metadata,
-                priority=e.priority,
-                scope=e.scope,
-            )
-            for e in events
-        ]
+        return await RUNTIME.acall(self._push, self._prepare_bulk(events, options))

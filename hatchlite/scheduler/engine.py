@@ -22,6 +22,7 @@ from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
     ConditionSpec,
+    EventIn,
     LogLine,
     NewRun,
     Node,
@@ -354,22 +355,13 @@ class Engine:
             if future is not None and not future.done():
                 future.set_result(result)
 
-    async def push_event(
-        self,
-        key: str,
-        payload_json: str,
-        metadata_json: str,
-        scope: str | None,
-        priority: int | None,
-    ) -> StoredEvent:
+    async def push_events(self, events: list[EventIn]) -> list[StoredEvent]:
         await self.ensure_started()
-        event, satisfied = await self.store.push_event(
-            key, payload_json, metadata_json, scope, priority, self.clock.time()
-        )
+        stored, satisfied = await self.store.push_events(events, self.clock.time())
         self._resolve_durable(satisfied)
         self._last_activity = time.monotonic()
         self.wake()
-        return event
+        return stored
 
     # -- executions --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from hatchlite.store import runs as _runs
 from hatchlite.store import tasks as _tasks
 from hatchlite.store import workers as _workers
 from hatchlite.store.db import Database, DatabaseLockedError
-from hatchlite.store.durable import ConditionSpec, HistoryEntry, Node, StoredEvent
+from hatchlite.store.durable import ConditionSpec, EventIn, HistoryEntry, Node, StoredEvent
 from hatchlite.store.records import (
     ClaimedTask,
     ClaimRequest,
@@ -35,6 +35,7 @@ __all__ = [
     "ClaimedTask",
     "ConditionSpec",
     "DatabaseLockedError",
+    "EventIn",
     "HistoryEntry",
     "LogLine",
     "NewRun",
@@ -205,20 +206,21 @@ class Store:
             lambda conn: _durable.satisfied_among_txn(conn, nodes), write=False
         )
 
-    async def push_event(
-        self,
-        key: str,
-        payload_json: str,
-        metadata_json: str,
-        scope: str | None,
-        priority: int | None,
-        now: float,
-    ) -> tuple[StoredEvent, dict[Node, str]]:
-        return await self.db.run(
-            lambda conn: _durable.push_event_txn(
-                conn, key, payload_json, metadata_json, scope, priority, now
-            )
-        )
+    async def push_events(
+        self, events: list[EventIn], now: float
+    ) -> tuple[list[StoredEvent], dict[Node, str]]:
+        """Store events (one transaction) and the durable waits they satisfied."""
+
+        def job(conn: sqlite3.Connection) -> tuple[list[StoredEvent], dict[Node, str]]:
+            stored: list[StoredEvent] = []
+            satisfied: dict[Node, str] = {}
+            for event in events:
+                one, met = _durable.push_event_txn(conn, *event, now)
+                stored.append(one)
+                satisfied.update(met)
+            return stored, satisfied
+
+        return await self.db.run(job)
 
     # -- workers -------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from hatchlite.exceptions import HatchliteError
 from hatchlite.store.tasks import chunks, marks
 
 Node = tuple[str, int]  # (task run id, node id)
+# An event to store: key, payload JSON, metadata JSON, scope, priority.
+EventIn = tuple[str, str, str, str | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)

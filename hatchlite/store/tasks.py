@@ -62,6 +62,7 @@ def claim_txn(
     chosen: list[ClaimedTask] = []
     updates: list[tuple[object, ...]] = []
     dag_runs: list[str] = []
+    durable: list[ClaimedTask] = []
     for seq, task_id, run_id, wf_name, task_name, retry_count, priority in rows:
         if free <= 0 and free_durable <= 0:
             break
@@ -97,9 +98,10 @@ def claim_txn(
         chosen.append(claimed)
         if shape.is_dag:
             dag_runs.append(run_id)
+        if task_shape.is_durable:
+            durable.append(claimed)
     if not chosen:
         return []
-    durable = [c for c in chosen if shapes.get(conn, c.workflow_name).task(c.task_name).is_durable]
     if durable:
         _attach_history(conn, durable)
     conn.executemany(
