@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from hatchlite.cel import check as check_cel
+from hatchlite.cel import check_boolean
 from hatchlite.conditions import Condition, OrGroup, ParentCondition, SleepCondition
 from hatchlite.conditions import UserEventCondition as UserEventCondition
 from hatchlite.context import Context, ExecutionLink, RunData
@@ -280,7 +280,8 @@ def _spec(
         )
     if isinstance(cond, UserEventCondition):
         if cond.expression:
-            check_cel(cond.expression, f"condition on event {cond.event_key!r}")
+            # Refuse now an expression that can never be a bool: it would never match.
+            check_boolean(cond.expression, f"condition on event {cond.event_key!r}")
         since = cond.consider_events_since
         if since is not None and since.tzinfo is None:
             raise ValueError("consider_events_since must be timezone-aware")

@@ -5,16 +5,22 @@ or store them."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from hatchlite.cel import evaluate_bool
+from hatchlite.cel import evaluate
 from hatchlite.exceptions import HatchliteError
 from hatchlite.store.tasks import chunks, marks
 
+logger = logging.getLogger("hatchlite")
+
 Node = tuple[str, int]  # (task run id, node id)
+CondRef = tuple[str, int, int]  # (task run id, node id, condition idx)
 # An event to store: key, payload JSON, metadata JSON, scope, priority.
 EventIn = tuple[str, str, str, str | None, int | None]
 
@@ -135,7 +141,7 @@ def open_wait_txn(
         if cond.kind == "SLEEP" and cond.wake_at is not None and cond.wake_at <= now:
             status = "MET"
         elif cond.kind == "EVENT" and cond.since is not None:
-            found = _earlier_event(conn, cond)
+            found = _earlier_event(conn, cond, (task_id, node_id, idx))
             if found is not None:
                 status, payload = "MET", found
         rows.append(
@@ -163,31 +169,96 @@ def open_wait_txn(
     return _settle_entry(conn, task_id, node_id, now)
 
 
-def _earlier_event(conn: sqlite3.Connection, cond: ConditionSpec) -> str | None:
-    for payload, metadata, scope in conn.execute(
-        """SELECT payload, additional_metadata, scope FROM events
+def _earlier_event(conn: sqlite3.Connection, cond: ConditionSpec, ref: CondRef) -> str | None:
+    for key, payload, metadata, scope in conn.execute(
+        """SELECT key, payload, additional_metadata, scope FROM events
            WHERE key = ? AND created_at >= ? ORDER BY seq""",
         (cond.event_key, cond.since),
     ):
-        if _event_matches(cond.scope, cond.expression, payload, metadata, scope):
+        if _event_matches(ref, key, cond.scope, cond.expression, payload, metadata, scope):
             return str(payload)
     return None
 
 
 def _event_matches(
+    ref: CondRef,
+    event_key: str,
     want_scope: str | None,
     expression: str | None,
     payload: str,
     metadata: str,
     scope: str | None,
 ) -> bool:
+    """Whether a pushed event meets one event condition. An expression that fails on the
+    event (missing field, payload not an object, result not a bool) does not match, and
+    is reported once per condition."""
     if want_scope is not None and want_scope != scope:
         return False
     if not expression:
         return True
-    return evaluate_bool(
-        expression, {"input": json.loads(payload), "additional_metadata": json.loads(metadata)}
-    )
+    data = json.loads(payload)
+    result = evaluate(expression, {"input": data, "additional_metadata": json.loads(metadata)})
+    if result.error is None:
+        return result.value is True
+    error = result.error
+    if not isinstance(data, dict):
+        error += f" (the event payload is {_json_kind(data)}, not a JSON object)"
+    _report_once(ref, event_key, expression, error)
+    return False
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a list" if isinstance(value, list) else "a string"
+
+
+class _ReportedConditions:
+    """The conditions whose failing expression was already logged: a bounded LRU, so a
+    wait that meets many bad events logs once and memory stays flat."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._seen: OrderedDict[CondRef, None] = OrderedDict()
+        self._lock = threading.Lock()  # one database thread per engine, several engines
+
+    def first(self, ref: CondRef) -> bool:
+        with self._lock:
+            if ref in self._seen:
+                self._seen.move_to_end(ref)
+                return False
+            self._seen[ref] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+            return True
+
+
+_REPORTED = _ReportedConditions()
+
+
+def _report_once(ref: CondRef, event_key: str, expression: str, error: str) -> None:
+    # Runs inside the push's transaction on the database thread: a failing log handler
+    # must not roll the push back.
+    try:
+        if _REPORTED.first(ref):
+            task_id, node_id, idx = ref
+            logger.warning(
+                "durable wait of task run %s (entry %d, condition %d): CEL expression %r "
+                "failed on event %r: %s; the event does not match, the wait goes on "
+                "(logged once per condition)",
+                task_id,
+                node_id,
+                idx,
+                expression,
+                event_key,
+                error,
+            )
+    except Exception:
+        pass
 
 
 def _settle_entry(conn: sqlite3.Connection, task_id: str, node_id: int, now: float) -> str | None:
@@ -268,7 +339,8 @@ def push_event_txn(
            WHERE status = 'OPEN' AND kind = 'EVENT' AND event_key = ?""",
         (key,),
     ).fetchall():
-        if _event_matches(want_scope, expression, payload_json, metadata_json, scope):
+        ref = (task_id, node_id, idx)
+        if _event_matches(ref, key, want_scope, expression, payload_json, metadata_json, scope):
             met.append((payload_json, task_id, node_id, idx))
     if not met:
         return event, {}
