@@ -13,9 +13,11 @@ import concurrent.futures
 import contextlib
 import os
 import queue
+import shlex
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -274,6 +276,7 @@ class Database:
         writes = sum(1 for item in batch if item.write)
         use_savepoints = writes > 1
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        wrote = False  # a job of this batch has written into the open transaction
         for item in batch:
             if item.write and not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
@@ -281,18 +284,24 @@ class Database:
                 conn.execute("SAVEPOINT job")
             try:
                 result = item.fn(conn)
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
+            except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
                     raise  # the whole batch waits and retries
+                if wrote and not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error):
+                    # the jobs before this one are undone too, so the batch fails as one.
+                    raise
                 outcomes.append((item, None, _translate(exc, self.path)))
                 self._undo_job(conn, item, use_savepoints)
             except Exception as exc:
-                outcomes.append((item, None, exc))
+                outcomes.append((item, None, exc))  # a bug in store code: keep it as it is
                 self._undo_job(conn, item, use_savepoints)
             else:
                 outcomes.append((item, result, None))
-                if use_savepoints and item.write:
-                    conn.execute("RELEASE job")
+                if item.write:
+                    wrote = True
+                    if use_savepoints:
+                        conn.execute("RELEASE job")
         if conn.in_transaction:
             conn.execute("COMMIT")
         return outcomes
@@ -348,13 +357,103 @@ def _settle_many(settled: list[tuple[asyncio.Future[Any], Any, BaseException | N
         _settle(future, result, error)
 
 
-def _translate(exc: sqlite3.Error, path: str) -> BaseException:
+# SQLite's primary result codes (an extended code's low byte) that `_translate` explains.
+_PERM, _NOMEM, _READONLY, _IOERR, _CORRUPT = 3, 7, 8, 10, 11
+_FULL, _CANTOPEN, _PROTOCOL, _NOTADB, _NOLCK = 13, 14, 15, 26, 37
+_READONLY_DIRECTORY = 1544  # SQLITE_READONLY_DIRECTORY: cannot create a file beside it
+# Recognised by their text when an error carries no code.
+_CODE_BY_TEXT = (("malformed", _CORRUPT), ("not a database", _NOTADB), ("readonly", _READONLY))
+
+# What each kind of error means for the file and what to do: formatted with `path` (as
+# the user gave it), `file` (shell-quoted), `text` (SQLite's message) and `kind`.
+_INTEGRITY_HINT = "check the file with: sqlite3 {file} 'PRAGMA integrity_check'"
+_MESSAGES = {
+    _CORRUPT: "database {path} is damaged (SQLite: {text}). Stop the processes that use "
+    "it, then restore it from a backup, or recover what is readable into a new file with "
+    "the sqlite3 shell: sqlite3 {file} .recover | sqlite3 recovered.db",
+    _NOTADB: "{path} is not a SQLite database, or its header is damaged (SQLite: {text}). "
+    "Check that the path names a hatchlite database; if it does, restore it from a backup",
+    _READONLY: "database {path} is read-only (SQLite: {text}); hatchlite writes to its "
+    "database: open it without mode=ro and give this user write permission on the file "
+    "and its folder",
+    _FULL: "database {path} could not grow: the disk is full or the file reached its size "
+    "limit (SQLite: {text}); the change was rolled back. Free space on the disk that "
+    "holds it and try again",
+    _IOERR: "database {path}: the operating system reported an I/O error (SQLite: {text}). "
+    "Check the disk and file system that hold it (free space, a removed or failing drive, "
+    "a network file system), then " + _INTEGRITY_HINT,
+    _PROTOCOL: "database {path}: file locking failed (SQLite: {text}); SQLite's WAL mode "
+    "needs a local file system with working locks, not a network share",
+    _CANTOPEN: "cannot open database {path} (SQLite: {text}); check that the file and its "
+    "folder exist and that this user may read and write both",
+    _NOMEM: "database {path}: SQLite ran out of memory (SQLite: {text})",
+}
+_MESSAGES[_NOLCK] = _MESSAGES[_PROTOCOL]
+_MESSAGES[_PERM] = _MESSAGES[_CANTOPEN]
+_OTHER = (
+    "database {path}: SQLite failed ({kind}: {text}). If it repeats, "
+    + _INTEGRITY_HINT
+    + " and restore it from a backup if that reports damage"
+)
+
+
+def _file_of(path: str) -> str | None:
+    """The file behind a database path or `file:` URI; None for an in-memory database."""
+    if path in (":memory:", "") or "mode=memory" in path:
+        return None
+    if path.startswith("file:"):
+        path = urllib.parse.unquote(path.removeprefix("file:").split("?")[0])
+        path = path.removeprefix("//")  # file:///abs/path
+    return path
+
+
+def _folder_blocks_wal(file: str) -> bool:
+    """Whether SQLite cannot create the `-wal` and `-shm` files it needs beside `file`."""
+    folder = os.path.dirname(os.path.abspath(file))
+    if os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not (os.path.exists(file + "-wal") and os.path.exists(file + "-shm"))
+
+
+def _read_only_folder_error(path: str, file: str) -> DatabaseError:
+    folder = os.path.dirname(os.path.abspath(file))
+    name = os.path.basename(file)
+    return DatabaseError(
+        f"database {path} cannot be used: its folder {folder} is read-only for this user, "
+        f"and SQLite needs to create {name}-wal and {name}-shm there (write-ahead log). "
+        f"Make the folder writable by this user, or move the database file to a folder "
+        f"that is writable"
+    )
+
+
+def _translate(exc: sqlite3.Error, path: str) -> DatabaseError:
+    """Say what an SQLite error means for the database file and what to do about it."""
     text = str(exc)
-    if "readonly" in text or "read-only" in text:
-        return DatabaseError(f"database {path} is read-only: {text}")
-    if "malformed" in text or "not a database" in text:
-        return DatabaseError(f"database {path} is corrupt or not a SQLite database: {text}")
-    return exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        primary = code & 0xFF
+    else:
+        primary = next((c for needle, c in _CODE_BY_TEXT if needle in text), -1)
+    file = _file_of(path)
+    error: DatabaseError
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        error = DatabaseLockedError(
+            f"database {path} stayed locked by another process (SQLite: {text}); wait "
+            f"for the process that holds it, or stop it"
+        )
+    elif file is not None and (
+        code == _READONLY_DIRECTORY
+        or (primary in (_READONLY, _CANTOPEN) and _folder_blocks_wal(file))
+    ):
+        error = _read_only_folder_error(path, file)
+    else:
+        template = _MESSAGES.get(primary, _OTHER)
+        shown = shlex.quote(file) if file is not None else "<file>"
+        error = DatabaseError(
+            template.format(path=path, file=shown, text=text, kind=type(exc).__name__)
+        )
+    error.__cause__ = exc
+    return error
 
 
 # -- opening and migrating ---------------------------------------------------------
@@ -362,13 +461,7 @@ def _translate(exc: sqlite3.Error, path: str) -> BaseException:
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     if path != ":memory:" and not path.startswith("file:"):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise DatabaseError(f"cannot open database {path}: folder {folder} does not exist")
-        if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise DatabaseError(f"database {path} is read-only (no write permission)")
-        if not os.path.exists(path) and not os.access(folder, os.W_OK):
-            raise DatabaseError(f"cannot create database {path}: folder {folder} is read-only")
+        _check_access(path)
     try:
         conn = sqlite3.connect(
             path,
@@ -378,7 +471,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             uri=path.startswith("file:"),
         )
     except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+        raise _translate(exc, path) from exc
     try:
         # Opening and migrating may wait for another process; once open, a busy batch is
         # retried by `_run_batch` with short sleeps, which keeps cross-process latency low
@@ -397,14 +490,34 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         conn.close()
-        translated = _translate(exc, path)
-        if isinstance(translated, DatabaseError):
-            raise translated from exc
-        raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+        raise _translate(exc, path) from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _check_access(path: str) -> None:
+    """Refuse, with the reason, a file or folder that SQLite could not write."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DatabaseError(f"cannot open database {path}: folder {folder} does not exist")
+    if not os.path.exists(path):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DatabaseError(
+                f"cannot create database {path}: folder {folder} is read-only for this "
+                f"user; make it writable or choose a database path in a writable folder"
+            )
+        return
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise DatabaseError(
+            f"database {path} is read-only (no write permission); give this user read "
+            f"and write permission on the file"
+        )
+    # A writable file is not enough: in WAL mode SQLite creates two files beside it,
+    # and reports a folder it cannot write to as "attempt to write a readonly database".
+    if _folder_blocks_wal(path):
+        raise _read_only_folder_error(path, path)
 
 
 def _check_ours(conn: sqlite3.Connection, path: str) -> None:
