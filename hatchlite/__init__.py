@@ -28,8 +28,10 @@ from hatchlite.exceptions import (
     LoopAlreadyRunningError,
     NonDeterminismError,
     NonRetryableException,
+    PayloadTooLargeError,
     RunNotFoundError,
     TaskRunError,
+    UnenforcedParameterWarning,
 )
 from hatchlite.features.events import (
     BulkPushEventOptions,
@@ -93,6 +95,7 @@ __all__ = [
     "NonRetryableException",
     "OrGroup",
     "ParentCondition",
+    "PayloadTooLargeError",
     "Priority",
     "PushEventOptions",
     "RateLimit",
@@ -111,6 +114,7 @@ __all__ = [
     "TaskRunRef",
     "TestClock",
     "TriggerWorkflowOptions",
+    "UnenforcedParameterWarning",
     "UserEventCondition",
     "V1TaskStatus",
     "Worker",

@@ -18,6 +18,9 @@ from hatchlite.dag import (
     WorkflowConfig,
     normalize_concurrency,
 )
+from hatchlite.dag.registry import Definitions, definition_site
+from hatchlite.dag.site import warn_user
+from hatchlite.exceptions import UnenforcedParameterWarning
 from hatchlite.features.events import EventClient
 from hatchlite.features.runs import RunsClient
 from hatchlite.runnables import (
@@ -53,7 +56,10 @@ class ClientConfig(BaseModel):
     """Hatchet's client settings; hatchlite reads the namespace and ignores the rest
     (token, addresses, TLS) so configs written for Hatchet load unchanged."""
 
-    namespace: str = Field(default_factory=lambda: os.environ.get("HATCHET_CLIENT_NAMESPACE", ""))
+    namespace: str = Field(
+        default_factory=lambda: os.environ.get("HATCHET_CLIENT_NAMESPACE", ""),
+        validate_default=True,
+    )
     token: str | None = Field(default_factory=lambda: os.environ.get("HATCHET_CLIENT_TOKEN"))
     tenant_id: str = "hatchlite"
     server_url: str = "hatchlite://local"
@@ -63,6 +69,14 @@ class ClientConfig(BaseModel):
     terminate_worker_after_num_tasks: int | None = None
     disable_log_capture: bool = False
     force_shutdown_on_shutdown_signal: bool = False
+    # The largest input, output, event payload or metadata hatchlite stores (bytes of
+    # JSON): Hatchet's gRPC message limit, which bounds the same things there.
+    grpc_max_send_message_length: int = Field(
+        default_factory=lambda: int(
+            os.environ.get("HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH", 4 * 1024 * 1024)
+        ),
+        gt=0,
+    )
 
     model_config = {"extra": "allow"}
 
@@ -85,7 +99,7 @@ class _Engines:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engines: dict[str, Engine] = {}
-        self._definitions: dict[str, dict[str, Any]] = {}
+        self._definitions: dict[str, Definitions[Any]] = {}
 
     @staticmethod
     def key(path: str) -> str:
@@ -105,7 +119,11 @@ class _Engines:
                 return engine
             engine = Engine(key, clock=clock or SYSTEM_CLOCK, synchronous=synchronous)
             # Each `:memory:` database is its own; a file's definitions outlive its engine.
-            engine.defined = {} if key == ":memory:" else self._definitions.setdefault(key, {})
+            engine.defined = (
+                Definitions()
+                if key == ":memory:"
+                else self._definitions.setdefault(key, Definitions())
+            )
             if key != ":memory:":
                 self._engines[key] = engine
             RUNTIME.on_shutdown(engine.close)
@@ -136,6 +154,17 @@ class Hatchet:
         synchronous: str = "NORMAL",
     ) -> None:
         self.config = config or ClientConfig()
+        unenforced = [
+            name
+            for name in ("enable_force_kill_sync_threads", "terminate_worker_after_num_tasks")
+            if getattr(self.config, name)
+        ]
+        if unenforced:
+            warn_user(
+                f"ClientConfig: {', '.join(unenforced)} accepted but not enforced yet by "
+                f"hatchlite (see docs/differences.md)",
+                UnenforcedParameterWarning,
+            )
         self.db = db or os.environ.get("HATCHLITE_DB") or DEFAULT_DB
         if auto_worker is None:
             auto_worker = os.environ.get("HATCHLITE_AUTO_WORKER", "1").lower() not in (
@@ -226,6 +255,46 @@ class Hatchet:
             idempotency=idempotency,
         )
 
+    @overload
+    def workflow(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        input_validator: None = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: EmptyModel | None = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        task_defaults: TaskDefaults | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+    ) -> Workflow[EmptyModel]: ...
+
+    @overload
+    def workflow(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        input_validator: type[TWorkflowInput],
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: TWorkflowInput | None = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        task_defaults: TaskDefaults | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+    ) -> Workflow[TWorkflowInput]: ...
+
     def workflow(
         self,
         *,
@@ -290,7 +359,7 @@ class Hatchet:
             kwargs["default_additional_metadata"],
             kwargs["idempotency"],
         )
-        standalone: Standalone[Any, Any] = Standalone(config, self)
+        standalone: Standalone[Any, Any] = Standalone(config, self, definition_site(fn))
         common = dict(
             name=wf_name,
             schedule_timeout=kwargs["schedule_timeout"],
@@ -399,6 +468,60 @@ class Hatchet:
             return self._standalone(fn, durable=False, name=name, kwargs=kwargs)
 
         return cast("StandaloneDecorator[Any]", decorator)
+
+    @overload
+    def durable_task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: None = None,
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = ...,
+        execution_timeout: Duration = ...,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        eviction_policy: EvictionPolicy | None = ...,
+    ) -> DurableStandaloneDecorator[EmptyModel]: ...
+
+    @overload
+    def durable_task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: type[TWorkflowInput],
+        on_events: list[str] | None = None,
+        on_crons: list[str] | None = None,
+        cron_input: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        concurrency: int | ConcurrencyExpression | list[ConcurrencyExpression] | None = None,
+        schedule_timeout: Duration = ...,
+        execution_timeout: Duration = ...,
+        retries: int = 0,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        default_additional_metadata: JSONMap | None = None,
+        idempotency: Any = None,
+        eviction_policy: EvictionPolicy | None = ...,
+    ) -> DurableStandaloneDecorator[TWorkflowInput]: ...
 
     def durable_task(
         self,

@@ -7,7 +7,7 @@ import json
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from hatchlite.exceptions import TaskRunError
+from hatchlite.exceptions import PayloadTooLargeError, TaskRunError
 from hatchlite.types import Duration, JSONMap, to_timedelta
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class ExecutionLink(Protocol):
     retry_count: int
     worker_id: str
     worker_name: str
+    worker_labels: dict[str, str | int]
     lifespan: Any
     cancelled: bool
     timed_out: bool
@@ -166,7 +167,8 @@ class Context:
 
     @property
     def worker_labels(self) -> dict[str, str | int]:
-        return {}
+        """The labels of the worker running this task."""
+        return dict(self._link.worker_labels)
 
     @property
     def filter_payload(self) -> JSONMap:
@@ -251,6 +253,14 @@ class Context:
     def log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
         """Store a log line with this task run (see `hatchet.logs.list`)."""
         message = line if isinstance(line, str) else json.dumps(line, default=str)
+        limit = self._task.workflow.max_payload_bytes()
+        if len(message) > limit // 4 and len(message.encode()) > limit:
+            # Hatchet's ctx.log does not raise by default; a line over the size limit is
+            # cut to it rather than dropped.
+            if raise_on_error:
+                PayloadTooLargeError.check(message, limit, f"a log line of task {self.task_name!r}")
+            cut = message.encode()[: limit - 64].decode(errors="ignore")
+            message = f"{cut}... [truncated from {len(message.encode()):,} bytes]"
         self._link.log(message, "INFO")
 
     async def aio_log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
@@ -315,6 +325,7 @@ class _MockLink:
         self.retry_count = retry_count
         self.worker_id = "mock-worker"
         self.worker_name = "mock-worker"
+        self.worker_labels: dict[str, str | int] = {}
         self.lifespan = lifespan
         self.cancelled = False
         self.timed_out = False

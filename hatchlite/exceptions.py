@@ -27,12 +27,34 @@ class DatabaseError(HatchliteError):
     """The database file cannot be used (not a hatchlite database, newer schema, read-only)."""
 
 
+class PayloadTooLargeError(HatchliteError, ValueError):
+    """An input, output, event payload or metadata is larger than the size limit
+    (`ClientConfig.grpc_max_send_message_length`, 4 MiB by default, as in Hatchet)."""
+
+    @classmethod
+    def check(cls, text: str, limit: int, what: str) -> None:
+        """Raise if the UTF-8 form of `text` is over `limit` bytes; `what` names it."""
+        if len(text) * 4 <= limit:
+            return  # even all 4-byte characters would fit: skip encoding
+        size = len(text) if len(text) > limit else len(text.encode())
+        if size > limit:
+            raise cls(
+                f"{what} is {size:,} bytes of JSON or more, over the limit of {limit:,} "
+                f"bytes (ClientConfig.grpc_max_send_message_length, as in Hatchet); store "
+                f"large data elsewhere and pass a reference"
+            )
+
+
 class EngineClosedError(HatchliteError, RuntimeError):
     """The engine behind this client was closed."""
 
 
 class SyncCallInEngineLoopError(HatchliteError, RuntimeError):
     """A blocking call was made from the engine's own event loop (inside an async task)."""
+
+
+class UnenforcedParameterWarning(UserWarning):
+    """A parameter hatchlite accepts (for Hatchet compatibility) but does not enforce yet."""
 
 
 class NonRetryableException(Exception):

@@ -24,6 +24,9 @@ from hatchlite.dag import (
     WorkflowDefinition,
     check_priority,
 )
+from hatchlite.dag.registry import definition_site
+from hatchlite.dag.site import warn_user
+from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
@@ -90,8 +93,8 @@ class _Item:
 class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     """What workflows and standalone tasks share: triggering and waiting."""
 
-    def __init__(self, config: WorkflowConfig, client: Hatchet) -> None:
-        super().__init__(config)
+    def __init__(self, config: WorkflowConfig, client: Hatchet, defined_at: str = "") -> None:
+        super().__init__(config, defined_at or definition_site())
         self._client = client
 
     @property
@@ -100,6 +103,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
 
     def config_namespace(self) -> Callable[[str], str]:
         return self._client.config.apply_namespace
+
+    def max_payload_bytes(self) -> int:
+        return self._client.config.grpc_max_send_message_length
 
     @property
     def service_name(self) -> str:
@@ -118,6 +124,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         desired_worker_labels: Any = None,
     ) -> WorkflowRunTriggerConfig:
         """One item for `run_many`; the input is validated now."""
+        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
         opts = options or TriggerWorkflowOptions()
         input_json = self.validate_input(input)
         return WorkflowRunTriggerConfig(
@@ -159,9 +166,12 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             **(additional_metadata or {}),
         }
         try:
-            json.dumps(meta)
+            meta_json = json.dumps(meta)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"additional_metadata must be JSON-serializable: {exc}") from exc
+        PayloadTooLargeError.check(
+            meta_json, self.max_payload_bytes(), f"the additional_metadata of a {self.name!r} run"
+        )
         prio = check_priority(priority if priority is not None else opts.priority, self.name)
         return _Item(
             self.validate_input(input),
@@ -326,6 +336,7 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
         desired_worker_labels: Any = None,
     ) -> TOut | TRef:
         """Run and wait for the result (or, with `wait_for_result=False`, return a ref)."""
+        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
         item = self._item(input, options, child_key, additional_metadata, priority)
         parent = current_context.get()
         out = self._call(self._trigger, [item], parent, wait_for_result)
@@ -377,6 +388,7 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
         desired_worker_labels: Any = None,
     ) -> TOut | TRef:
         """Async `run` (with `aio_result()` semantics for the result)."""
+        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
         item = self._item(input, options, child_key, additional_metadata, priority)
         parent = current_context.get()
         out = await self._acall(self._trigger, [item], parent, wait_for_result)
@@ -404,6 +416,9 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
             child_key=child_key,
             additional_metadata=additional_metadata,
             priority=priority,
+            sticky=sticky,
+            desired_worker_id=desired_worker_id,
+            desired_worker_labels=desired_worker_labels,
         )
 
     async def aio_run_no_wait(
@@ -426,6 +441,9 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
             child_key=child_key,
             additional_metadata=additional_metadata,
             priority=priority,
+            sticky=sticky,
+            desired_worker_id=desired_worker_id,
+            desired_worker_labels=desired_worker_labels,
         )
 
     def run_many(
@@ -484,8 +502,8 @@ class Standalone(
     """A single task that is its own workflow; `run` returns the task's typed output.
     Created by `@hatchet.task(...)` / `@hatchet.durable_task(...)`."""
 
-    def __init__(self, config: WorkflowConfig, client: Hatchet) -> None:
-        super().__init__(config, client)
+    def __init__(self, config: WorkflowConfig, client: Hatchet, defined_at: str = "") -> None:
+        super().__init__(config, client, defined_at)
         self._task: Task[TWorkflowInput, R] | None = None
 
     @property
@@ -550,6 +568,24 @@ class Standalone(
 
     async def aio_get_result(self, run_id: str) -> R:
         return await self.get_run_ref(run_id).aio_result()
+
+
+def _unenforced_options(sticky: bool, desired_worker_id: str | None, labels: Any) -> None:
+    used = [
+        name
+        for name, value in (
+            ("sticky", sticky),
+            ("desired_worker_id", desired_worker_id),
+            ("desired_worker_labels", labels),
+        )
+        if value
+    ]
+    if used:
+        warn_user(
+            f"{', '.join(used)}: accepted but not enforced yet by hatchlite; the run may go "
+            f"to any worker that serves its workflow (see docs/differences.md)",
+            UnenforcedParameterWarning,
+        )
 
 
 def _durable(parent: Context | None) -> bool:

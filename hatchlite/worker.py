@@ -138,7 +138,7 @@ class Worker:
         try:
             # Wait in short slices: a signal delivered to another thread only sets a flag,
             # and the main thread runs Python's handler when it next wakes up.
-            future = RUNTIME.portal().start_task_soon(self._serve)
+            future = RUNTIME.submit(self._serve)
             while True:
                 try:
                     future.result(timeout=0.5)

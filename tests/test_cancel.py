@@ -285,14 +285,20 @@ async def test_cancel_unknown_or_finished_runs(hatchet: Hatchet, db_path: str) -
     assert hatchet.runs.get_status(ref.workflow_run_id) == V1TaskStatus.COMPLETED
     assert ref.result() == {"v": 1}
 
-    # hatchlite ignores ids it does not know (no error), for single and bulk cancel.
+    # An unknown id is a clear error, as for get_details; a bulk cancel naming one
+    # cancels nothing.
     unknown = "00000000-0000-0000-0000-000000000000"
-    hatchet.runs.cancel(unknown)
-    await hatchet.runs.aio_cancel(unknown)
-    hatchet.runs.bulk_cancel(BulkCancelReplayOpts(ids=[unknown]))
+    with pytest.raises(RunNotFoundError, match=unknown):
+        hatchet.runs.cancel(unknown)
+    with pytest.raises(RunNotFoundError, match=unknown):
+        await hatchet.runs.aio_cancel(unknown)
+    pending = finished.run_no_wait()
+    with pytest.raises(RunNotFoundError, match="nothing was cancelled"):
+        hatchet.runs.bulk_cancel(BulkCancelReplayOpts(ids=[pending.workflow_run_id, unknown]))
+    assert pending.result() == {"v": 1}
     with pytest.raises(RunNotFoundError):
         hatchet.runs.get_status(unknown)
-    assert query(db_path, "SELECT count(*) FROM workflow_runs") == [(1,)]
+    assert query(db_path, "SELECT count(*) FROM workflow_runs") == [(2,)]
 
 
 async def test_bulk_cancel_cancels_every_listed_run(hatchet: Hatchet, db_path: str) -> None:

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overloa
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hatchlite.conditions import Condition, OrGroup
-from hatchlite.exceptions import InvalidDefinitionError
+from hatchlite.dag.site import warn_user
+from hatchlite.exceptions import (
+    InvalidDefinitionError,
+    PayloadTooLargeError,
+    UnenforcedParameterWarning,
+)
 from hatchlite.store.records import TaskShape, WorkflowShape
 from hatchlite.types import (
     DEFAULT_EVICTION_POLICY,
@@ -43,6 +48,7 @@ from hatchlite.dag.task import (
 )
 
 R2 = TypeVar("R2")
+DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024  # Hatchet's default gRPC message limit
 
 
 class TaskDecorator(Protocol[TWorkflowInput]):
@@ -77,13 +83,29 @@ class DurableTaskDecorator(Protocol[TWorkflowInput]):
 class WorkflowDefinition(Generic[TWorkflowInput]):
     """The tasks of one workflow and the decorators that declare them."""
 
-    def __init__(self, config: WorkflowConfig) -> None:
+    def __init__(self, config: WorkflowConfig, defined_at: str = "<unknown>") -> None:
         self.config = config
+        self.defined_at = defined_at  # file:line, named in definition errors
+        self._warned: set[str] = set()
         self.tasks: list[Task[TWorkflowInput, Any]] = []
         self._on_failure: Task[TWorkflowInput, Any] | None = None
         self._on_success: Task[TWorkflowInput, Any] | None = None
         self._shape: WorkflowShape | None = None
         self._by_name: dict[str, Task[TWorkflowInput, Any]] | None = None
+        self.warn_unenforced(
+            *(
+                param
+                for param, value in (
+                    ("on_events", config.on_events),
+                    ("on_crons", config.on_crons),
+                    ("default_filters", config.default_filters),
+                    ("concurrency", config.concurrency),
+                    ("idempotency", config.idempotency),
+                    ("sticky", config.sticky),
+                )
+                if value
+            )
+        )
         validator = config.input_validator or EmptyModel
         self.input_validator_type: Any = validator
         try:
@@ -97,6 +119,25 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
     @property
     def name(self) -> str:
         return self.config.name
+
+    def warn_unenforced(self, *params: str) -> None:
+        """One warning per parameter and workflow: `params` are accepted but have no
+        effect yet (nothing is accepted silently)."""
+        new = [p for p in params if p not in self._warned]
+        if not new:
+            return
+        self._warned.update(new)
+        names = ", ".join(f"`{p}`" for p in new)
+        warn_user(
+            f"workflow {self.name!r}: {names} {'is' if len(new) == 1 else 'are'} accepted but "
+            f"not enforced yet by hatchlite, so {'it has' if len(new) == 1 else 'they have'} "
+            f"no effect (see docs/differences.md)",
+            UnenforcedParameterWarning,
+        )
+
+    def max_payload_bytes(self) -> int:
+        """The size limit of this workflow's inputs and outputs (its client's setting)."""
+        return DEFAULT_MAX_PAYLOAD_BYTES
 
     @property
     def input_validator(self) -> TypeAdapter[Any]:
@@ -300,6 +341,21 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         if len({id(p) for p in parent_list}) != len(parent_list):
             raise InvalidDefinitionError(f"{where}: a parent is listed twice")
 
+        self.warn_unenforced(
+            *(
+                param
+                for param, value in (
+                    ("concurrency", concurrency),
+                    ("rate_limits", rate_limits),
+                    ("desired_worker_labels", desired_worker_labels),
+                    ("wait_for", wait_for),
+                    ("skip_if", skip_if),
+                    ("cancel_if", cancel_if),
+                    ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
+                )
+                if value
+            )
+        )
         defaults = self.config.task_defaults if apply_defaults else TaskDefaults()
         sched = _fallback(schedule_timeout, DEFAULT_SCHEDULE_TIMEOUT, defaults.schedule_timeout)
         exec_ = _fallback(execution_timeout, DEFAULT_EXECUTION_TIMEOUT, defaults.execution_timeout)
@@ -416,13 +472,17 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 if isinstance(input, BaseModel):
                     input = input.model_dump()
                 value = self.input_adapter.validate_python(input)
-            return self.input_adapter.dump_json(value).decode()
+            text = self.input_adapter.dump_json(value).decode()
         except ValidationError as exc:
             raise InputValidationError(
                 f"input for workflow {self.name!r} does not validate against "
                 f"{getattr(self.input_validator_type, '__name__', self.input_validator_type)}: "
                 f"{exc}"
             ) from exc
+        PayloadTooLargeError.check(
+            text, self.max_payload_bytes(), f"the input of workflow {self.name!r}"
+        )
+        return text
 
     def parse_input(self, text: str) -> Any:
         return self.input_adapter.validate_json(text)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from hatchlite.context import current_context
+from hatchlite.exceptions import PayloadTooLargeError
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import EventIn
 from hatchlite.types import JSONMap
@@ -76,10 +77,14 @@ class EventClient:
         if ctx is not None:  # pushed from inside a task: say which
             meta.setdefault("hatchet__source_workflow_run_id", ctx.workflow_run_id)
             meta.setdefault("hatchet__source_step_run_id", ctx.task_run_id)
+        limit = self._client.config.grpc_max_send_message_length
+        payload_json, meta_json = _json(payload, "payload"), _json(meta, "additional_metadata")
+        PayloadTooLargeError.check(payload_json, limit, f"the payload of event {key!r}")
+        PayloadTooLargeError.check(meta_json, limit, f"the additional_metadata of event {key!r}")
         return (
             key,
-            _json(payload, "payload"),
-            _json(meta, "additional_metadata"),
+            payload_json,
+            meta_json,
             scope if scope is not None else opts.scope,
             priority if priority is not None else opts.priority,
         )

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hatchlite.clock import Clock
-from hatchlite.exceptions import EngineClosedError, RunNotFoundError
+from hatchlite.dag.registry import Definitions
+from hatchlite.exceptions import DatabaseError, EngineClosedError, RunNotFoundError
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
@@ -58,7 +59,7 @@ class Engine:
         self.path = path
         self.clock = clock
         self.store = Store(path, synchronous=synchronous)
-        self.defined: dict[str, BaseWorkflow[Any]] = {}
+        self.defined: Definitions[BaseWorkflow[Any]] = Definitions()
         self.workers: list[LocalWorker] = []
         self.implicit_worker: LocalWorker | None = None
         self.explicit_worker_started = False
@@ -80,7 +81,8 @@ class Engine:
         self._external = False  # another process committed since the last step
         self._last_activity = 0.0
         self._registered: dict[str, object] = {}
-        self.streams: dict[str, list[str]] = {}
+        self._warned_unserved: set[str] = set()
+        self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -132,10 +134,7 @@ class Engine:
             worker.executor.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(Exception):
                 await self.store.release_worker(worker.id, self.clock.time())
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(EngineClosedError(f"engine for {self.path} closed"))
+        self._fail_waiters(EngineClosedError(f"engine for {self.path} closed"))
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
     def _external_change(self) -> None:
@@ -168,7 +167,9 @@ class Engine:
     # -- definitions and workers -------------------------------------------------
 
     def define(self, workflow: BaseWorkflow[Any]) -> None:
-        self.defined[workflow.name] = workflow
+        """Add a definition of this process; a second, different definition under a
+        taken name raises `InvalidDefinitionError`."""
+        self.defined.define(workflow)
 
     async def register(self, workflows: Iterable[BaseWorkflow[Any]]) -> None:
         """Write the shapes of `workflows` to the database (once per change)."""
@@ -177,7 +178,8 @@ class Engine:
             shape = wf.shape()
             if self._registered.get(wf.name) is not shape:
                 items.append((shape, wf.config.description, wf.config.version))
-                self.defined.setdefault(wf.name, wf)
+                if wf.name not in self.defined:
+                    self.define(wf)
         if items:
             await self.store.register_workflows(items, self.clock.time())
             for shape, _, _ in items:
@@ -187,18 +189,15 @@ class Engine:
         await self.ensure_started()
         if worker.workflows is not None:
             for wf in worker.workflows:
-                self.defined[wf.name] = wf
+                self.define(wf)
             await self.register(worker.workflows)
             self.explicit_worker_started = True
             if self.implicit_worker is not None:
                 self.implicit_worker.accepting = False
+        actions = worker.action_ids(self.defined)
+        self._actions_written[worker.id] = actions
         row = WorkerRow(
-            worker.id,
-            worker.name,
-            worker.slots,
-            worker.durable_slots,
-            list(worker.served(self.defined)),
-            worker.labels,
+            worker.id, worker.name, worker.slots, worker.durable_slots, actions, worker.labels
         )
         await self.store.register_worker(row, self.clock.time(), time.time(), LEASE)
         self.workers.append(worker)
@@ -250,10 +249,29 @@ class Engine:
     ) -> list[TriggerResult]:
         await self.ensure_started()
         await self.register(workflows)
-        results = await self.store.trigger(runs, self.clock.time())
+        unchecked = {run.workflow_name for run in runs} - self._served_here()
+        results, unserved = await self.store.trigger(
+            runs, self.clock.time(), check_served=unchecked, wall=time.time()
+        )
+        for name in unserved - self._warned_unserved:
+            self._warned_unserved.add(name)
+            logger.warning(
+                "workflow %s was triggered, but no running worker on %s serves it: its runs "
+                "stay queued until a worker that serves it starts",
+                name,
+                self.path,
+            )
         self._last_activity = time.monotonic()
         self.wake()
         return results
+
+    def _served_here(self) -> set[str]:
+        """Workflows a worker of this process takes tasks of."""
+        served: set[str] = set()
+        for worker in self.workers:
+            if worker.accepting:
+                served.update(worker.served(self.defined))
+        return served
 
     def watch(self, run_id: str) -> asyncio.Future[RunResult]:
         """A future that resolves with the run's result when it ends."""
@@ -292,6 +310,8 @@ class Engine:
         return await self.store.results(run_ids)
 
     async def cancel(self, ids: list[str]) -> None:
+        """Cancel workflow runs or task runs; raises `RunNotFoundError` (and cancels
+        nothing) when an id is unknown."""
         await self.ensure_started()
         finished, running = await self.store.cancel(ids, self.clock.time())
         for task_id in running:
@@ -309,9 +329,6 @@ class Engine:
     def add_log(self, task_id: str, retry_count: int, level: str, message: str) -> None:
         self._logs.append(LogLine(task_id, retry_count, level, message, self.clock.time()))
         self.wake()
-
-    def add_stream_chunk(self, run_id: str, task_id: str, data: str) -> None:
-        self.streams.setdefault(run_id, []).append(data)
 
     async def flush(self) -> None:
         """Write buffered outcomes and logs now."""
@@ -404,12 +421,13 @@ class Engine:
         if workflow is not None:
             with contextlib.suppress(KeyError):
                 task = workflow.task_by_name(claimed.task_name)
-        if task is None:
+        if task is None:  # the claim skips what it cannot run; this is a safety net
             logger.error(
                 "claimed task %s:%s is not defined in this process",
                 claimed.workflow_name,
                 claimed.task_name,
             )
+            self.wake()
             self._outcomes.append(
                 Outcome(
                     claimed.task_id,
@@ -460,14 +478,29 @@ class Engine:
             ids = [w.id for w in self.workers]
             if not ids:
                 continue
+            changed = self._changed_actions()
             try:
-                requeued = await self.store.heartbeat(ids, self.clock.time(), time.time(), LEASE)
+                requeued = await self.store.heartbeat(
+                    ids, self.clock.time(), time.time(), LEASE, changed
+                )
             except Exception:
                 logger.exception("hatchlite heartbeat failed")
                 continue
+            self._actions_written.update(changed)
             if requeued:
                 logger.warning("re-queued %d task runs of workers that are gone", requeued)
                 self.wake()
+
+    def _changed_actions(self) -> dict[str, list[str]]:
+        """Action ids of workers whose served tasks changed since written (the implicit
+        worker serves what the process defines, which grows after it starts)."""
+        changed: dict[str, list[str]] = {}
+        for worker in self.workers:
+            if worker.implicit:
+                actions = worker.action_ids(self.defined)
+                if actions != self._actions_written.get(worker.id):
+                    changed[worker.id] = actions
+        return changed
 
     async def _run(self) -> None:
         failures = 0
@@ -478,10 +511,22 @@ class Engine:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                logger.exception("hatchlite engine step failed (%d in a row)", failures)
+                if failures <= 3 or failures % 60 == 0:
+                    logger.exception("hatchlite engine step failed (%d in a row)", failures)
+                if isinstance(exc, DatabaseError) and failures >= 3:
+                    # A damaged or unusable file: callers waiting for results would wait
+                    # forever. They get the error; the engine keeps trying.
+                    self._fail_waiters(exc)
                 await asyncio.sleep(min(1.0, 0.01 * 2**failures))
+                self.wake()  # what the step had to write is still to be written
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        for futures in list(self._waiters.values()):
+            for future in list(futures):
+                if not future.done():
+                    future.set_exception(exc)
 
     async def _wait_for_work(self) -> bool:
         """Sleep until woken, a deadline passes, or another process commits (True)."""
@@ -529,7 +574,7 @@ class Engine:
         claims = []
         if claim:
             for worker in self.workers:
-                request = worker.claim_request(self.defined)
+                request = worker.claim_request(self.defined, self.defined.version)
                 if request is not None and request.workflows:
                     claims.append(request)
         check_runs = list(self._waiters) if external and self._waiters else []

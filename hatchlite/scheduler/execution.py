@@ -17,6 +17,7 @@ from hatchlite.exceptions import (
     HatchliteError,
     NonDeterminismError,
     NonRetryableException,
+    PayloadTooLargeError,
     TaskCancelledError,
     TaskRunError,
 )
@@ -34,6 +35,19 @@ T = TypeVar("T")
 
 class DurableHistoryError(HatchliteError):
     """A durable task's stored history cannot be replayed (it is damaged)."""
+
+
+_stream_warned = False
+
+
+def _warn_stream_once() -> None:
+    global _stream_warned
+    if not _stream_warned:
+        _stream_warned = True
+        logger.warning(
+            "ctx.put_stream: hatchlite does not serve streams yet (subscribe_to_stream is "
+            "not available), so stream chunks are discarded"
+        )
 
 
 class _InvalidInput(Exception):
@@ -55,12 +69,14 @@ class Execution:
         self.retry_count = claimed.retry_count
         self.worker_id = worker.id
         self.worker_name = worker.name
+        self.worker_labels = worker.labels
         self.lifespan = worker.lifespan_value
         self.timeout_at = claimed.timeout_at
         self.cancelled = False
         self.timed_out = False
         self.slot_held = True
         self.suspended = False
+        self._stopping = False
         self._aio_task: asyncio.Task[None] | None = None
 
     # -- engine side ---------------------------------------------------------------
@@ -82,6 +98,7 @@ class Execution:
     def stop(self) -> None:
         """Abandon the attempt (shutdown): no outcome is written; the task run stays with
         this worker until the worker's release puts it back in the queue."""
+        self._stopping = True
         if self._aio_task is not None and not self._aio_task.done():
             self._aio_task.cancel()
 
@@ -105,7 +122,8 @@ class Execution:
         self.engine.threadsafe(self.engine.release_slot, self)
 
     def put_stream(self, data: str) -> None:
-        self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
+        # Nothing reads streams yet: keeping chunks would only leak memory.
+        _warn_stream_once()
 
     # -- the attempt -------------------------------------------------------------
 
@@ -171,17 +189,29 @@ class Execution:
                 ctx = self.make_context()
                 value = await self._invoke(ctx)
                 output_json = self.task.dump_output(value)
-            except asyncio.CancelledError:
-                if not (self.timed_out or self.cancelled):
+                if output_json is not None:
+                    PayloadTooLargeError.check(output_json, self._max_payload(), self._what())
+            except asyncio.CancelledError as exc:
+                if self._stopping:
                     raise  # the engine is shutting down: the attempt stays with its lease
-                outcome = self._interrupted()
+                if self.timed_out or self.cancelled:
+                    outcome = self._interrupted()
+                else:  # raised by the task's own code, not by a cancel of ours
+                    outcome = self._failed(exc, retryable=True)
             except TaskCancelledError:
                 outcome = self._interrupted()
-            except (_InvalidInput, DurableHistoryError, NonDeterminismError) as exc:
+            except (
+                _InvalidInput,
+                DurableHistoryError,
+                NonDeterminismError,
+                NonRetryableException,
+                PayloadTooLargeError,
+            ) as exc:
                 outcome = self._failed(exc, retryable=False)
-            except NonRetryableException as exc:
-                outcome = self._failed(exc, retryable=False)
-            except Exception as exc:
+            except BaseException as exc:
+                # KeyboardInterrupt, SystemExit, GeneratorExit and other BaseExceptions
+                # from a task fail its attempt like any exception (and are retried): the
+                # engine thread never sees them, so a task cannot stop the engine.
                 outcome = self._failed(exc, retryable=True)
             else:
                 if self.cancelled or self.timed_out:
@@ -190,6 +220,12 @@ class Execution:
                     outcome = self._outcome("COMPLETED", output_json=output_json)
         finally:
             self.engine.execution_done(self, outcome)
+
+    def _max_payload(self) -> int:
+        return self.task.workflow.max_payload_bytes()
+
+    def _what(self) -> str:
+        return f"the output of task {self.task.name!r} of workflow {self.task.workflow.name!r}"
 
     def _outcome(self, status: str, **fields: Any) -> Outcome:
         claimed = self.claimed
@@ -219,12 +255,16 @@ class Execution:
     def _failed(self, exc: BaseException, *, retryable: bool) -> Outcome:
         if not isinstance(exc, NonRetryableException | _InvalidInput | NonDeterminismError):
             logger.warning(
-                "task %s:%s attempt %d failed: %s: %s",
+                "task %s:%s attempt %d failed: %s: %s%s",
                 self.task.workflow.name,
                 self.task.name,
                 self.retry_count + 1,
                 type(exc).__name__,
                 exc,
+                ""
+                if isinstance(exc, Exception)
+                else " (a BaseException: it fails the attempt "
+                "like an exception; it does not stop the process)",
             )
         return self._with_retry(TaskRunError.from_exception(exc, self.task_id), retryable=retryable)
 

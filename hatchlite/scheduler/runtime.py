@@ -1,88 +1,128 @@
-"""The process's engine thread: one asyncio loop (an anyio blocking portal) that hosts
-every engine of this process, and the bridges that sync and async callers use."""
+"""The process's engine thread: one asyncio loop that hosts every engine of this
+process, and the bridges that sync and async callers use.
+
+The loop survives what user code may throw at it: a `KeyboardInterrupt` or
+`SystemExit` that escapes a background task a user started (asyncio lets those two
+out of `run_forever`) is logged and the loop runs on, so no task can stop the engine
+for the rest of the process. A real Ctrl-C or SIGTERM is delivered to the main
+thread, never to this one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-
 from hatchlite.exceptions import SyncCallInEngineLoopError
 
 T = TypeVar("T")
+logger = logging.getLogger("hatchlite")
 
 
 class Runtime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._portal_cm: Any = None
-        self._portal: BlockingPortal | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
-    def portal(self) -> BlockingPortal:
-        portal = self._portal
-        if portal is not None:
-            return portal
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is not None:
+            return loop
         with self._lock:
-            if self._portal is None:
-                cm = start_blocking_portal("asyncio")
-                portal = cm.__enter__()
-                self.loop = portal.call(asyncio.get_running_loop)
-                self._thread_ident = portal.call(threading.get_ident)
-                self._portal_cm = cm
-                self._portal = portal
+            if self.loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, ready), name="hatchlite-engine", daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._thread = thread
+                self.loop = loop
                 atexit.register(self.shutdown)
-            return self._portal
+            return self.loop
+
+    def _serve(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        self._thread_ident = threading.get_ident()
+        loop.call_soon(ready.set)
+        while True:
+            try:
+                loop.run_forever()
+            except BaseException as exc:  # escaped a task's step: log it and go on
+                logger.error(
+                    "%s escaped a task on the hatchlite engine loop; the engine goes on",
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
+                continue
+            break  # stopped by shutdown()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
     def in_engine_thread(self) -> bool:
         return self._thread_ident is not None and threading.get_ident() == self._thread_ident
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run `fn(*args)` on the engine loop and block for its result."""
+        """Run `fn(*args)` on the engine loop and block for its result. Interrupting
+        the wait (Ctrl-C) cancels the call."""
         if self.in_engine_thread():
             name = getattr(fn, "__name__", "this call")
             raise SyncCallInEngineLoopError(
                 f"{name} blocks, and was called from inside an async task running on the "
                 f"hatchlite engine loop; use the aio_ form (e.g. `await wf.aio_run(...)`)"
             )
-        return self.portal().call(fn, *args)
+        future = asyncio.run_coroutine_threadsafe(_awaited(fn, args), self._ensure_loop())
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+        """Start `fn(*args)` on the engine loop; the caller waits on the returned future."""
+        return asyncio.run_coroutine_threadsafe(_awaited(fn, args), self._ensure_loop())
 
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Await `fn(*args)` on the engine loop from any event loop."""
-        self.portal()
+        loop = self._ensure_loop()
         if self.in_engine_thread():
             return await fn(*args)
-        assert self.loop is not None
-
-        async def wrapper() -> T:
-            return await fn(*args)
-
-        future = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(_awaited(fn, args), loop)
         return await asyncio.wrap_future(future)
 
     def on_shutdown(self, closer: Callable[[], Awaitable[None]]) -> None:
         self._closers.append(closer)
 
     def shutdown(self) -> None:
-        """Close every engine (at interpreter exit)."""
-        portal = self._portal
-        if portal is None:
+        """Close every engine and stop the loop (at interpreter exit)."""
+        loop, thread = self.loop, self._thread
+        if loop is None or thread is None:
             return
         closers, self._closers = self._closers, []
         for closer in closers:
             with contextlib.suppress(Exception):
-                portal.call(closer)
+                asyncio.run_coroutine_threadsafe(_awaited(closer, ()), loop).result(timeout=30)
         with self._lock:
-            cm, self._portal_cm, self._portal = self._portal_cm, None, None
-        with contextlib.suppress(Exception):
-            cm.__exit__(None, None, None)
+            self.loop = None
+            self._thread = None
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+
+
+async def _awaited(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    return await fn(*args)
 
 
 RUNTIME = Runtime()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from hatchlite.scheduler.threads import TaskThreadPool
 from hatchlite.store.records import ClaimRequest
 
 if TYPE_CHECKING:
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 DEFAULT_SLOTS = 100
 DEFAULT_DURABLE_SLOTS = 1000
+
+
+def action_id(workflow_name: str, task_name: str) -> str:
+    """Hatchet's name for what a worker can run: `workflow:task`, workflow lower-cased."""
+    return f"{workflow_name.lower()}:{task_name}"
 
 
 class LocalWorker:
@@ -43,12 +48,13 @@ class LocalWorker:
         self.running: dict[str, Execution] = {}
         # Slots bound how many tasks run; threads are made on demand, with headroom for
         # sync tasks that released their slot or outlived their timeout.
-        self.executor = ThreadPoolExecutor(
-            max_workers=max(1, slots) + 64, thread_name_prefix=f"hatchlite-{name}"
-        )
+        self.executor = TaskThreadPool(max(1, slots) + 64, f"hatchlite-{name}")
         self.tasks_done = 0
         # Durable tasks resuming after a wait, queued for a slot (served before new claims).
         self._resuming: deque[tuple[Execution, asyncio.Future[None]]] = deque()
+        self._runnable_cache: (
+            tuple[int, tuple[str, ...], frozenset[tuple[str, str]], bool] | None
+        ) = None
 
     @property
     def implicit(self) -> bool:
@@ -59,19 +65,48 @@ class LocalWorker:
             return tuple(defined)
         return tuple(wf.name for wf in self.workflows)
 
-    def claim_request(self, defined: dict[str, BaseWorkflow[Any]]) -> ClaimRequest | None:
+    def action_ids(self, defined: dict[str, BaseWorkflow[Any]]) -> list[str]:
+        """Hatchet's action ids (`workflow:task`, the workflow lower-cased) it serves."""
+        return [
+            action_id(wf.name, task.name)
+            for name in self.served(defined)
+            if (wf := defined.get(name)) is not None
+            for task in wf.all_tasks
+        ]
+
+    def _runnable(
+        self, defined: dict[str, BaseWorkflow[Any]], version: int
+    ) -> tuple[tuple[str, ...], frozenset[tuple[str, str]], bool]:
+        """(workflows served, (workflow, task) pairs it can run, serves durable tasks),
+        recomputed only when the process's definitions change."""
+        if self._runnable_cache is None or self._runnable_cache[0] != version:
+            served = self.served(defined)
+            pairs = frozenset(
+                (name, task.name)
+                for name in served
+                if (wf := defined.get(name)) is not None
+                for task in wf.all_tasks
+            )
+            durable = self._serves_durable(served, defined)
+            self._runnable_cache = (version, served, pairs, durable)
+        _, served, pairs, durable = self._runnable_cache
+        return served, pairs, durable
+
+    def claim_request(
+        self, defined: dict[str, BaseWorkflow[Any]], version: int = 0
+    ) -> ClaimRequest | None:
         if not self.accepting:
             return None
-        served = self.served(defined)
+        served, runnable, serves_durable = self._runnable(defined, version)
         free = max(0, self.slots - self.used)
         free_durable = max(0, self.durable_slots - self.used_durable)
         # Durable slots only count when a served workflow has durable tasks; otherwise
         # the claim would fetch rows it cannot take.
-        if free_durable and not self._serves_durable(served, defined):
+        if free_durable and not serves_durable:
             free_durable = 0
         if free <= 0 and free_durable <= 0:
             return None
-        return ClaimRequest(self.id, served, free, free_durable)
+        return ClaimRequest(self.id, served, free, free_durable, runnable)
 
     def _serves_durable(
         self, served: tuple[str, ...], defined: dict[str, BaseWorkflow[Any]]

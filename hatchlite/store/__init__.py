@@ -7,7 +7,7 @@ database thread (see `db.py`), so concurrent callers share transactions.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container
+from collections.abc import Collection, Container
 
 from hatchlite.store import durable as _durable
 from hatchlite.store import runs as _runs
@@ -87,8 +87,28 @@ class Store:
 
     # -- runs ------------------------------------------------------------------
 
-    async def trigger(self, runs: list[NewRun], now: float) -> list[TriggerResult]:
-        return await self.db.run(lambda conn: _runs.trigger_txn(conn, runs, self.shapes, now))
+    async def trigger(
+        self,
+        runs: list[NewRun],
+        now: float,
+        *,
+        check_served: Collection[str] = (),
+        wall: float = 0.0,
+    ) -> tuple[list[TriggerResult], set[str]]:
+        """Create runs. For the workflows of `check_served`, look for a live worker (on
+        any process) that serves their first tasks; runs of workflows with none get a
+        REQUEUED_NO_WORKER task event. Returns the results and those workflows."""
+
+        def job(conn: sqlite3.Connection) -> tuple[list[TriggerResult], set[str]]:
+            results = _runs.trigger_txn(conn, runs, self.shapes, now)
+            if not check_served:
+                return results, set()
+            unserved = _runs.unserved_txn(conn, self.shapes, check_served, wall)
+            if unserved:
+                _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
+            return results, unserved
+
+        return await self.db.run(job)
 
     async def cancel(self, ids: list[str], now: float) -> tuple[dict[str, str], list[str]]:
         return await self.db.run(lambda conn: _runs.cancel_txn(conn, ids, self.shapes, now))
@@ -237,11 +257,19 @@ class Store:
 
         return await self.db.run(job)
 
-    async def heartbeat(self, worker_ids: list[str], now: float, wall: float, lease: float) -> int:
-        """Extend this process's leases and release workers that are gone."""
+    async def heartbeat(
+        self,
+        worker_ids: list[str],
+        now: float,
+        wall: float,
+        lease: float,
+        actions: dict[str, list[str]] | None = None,
+    ) -> int:
+        """Extend this process's leases (and update the action ids of `actions`), and
+        release workers that are gone."""
 
         def job(conn: sqlite3.Connection) -> int:
-            _workers.heartbeat_txn(conn, worker_ids, wall, lease)
+            _workers.heartbeat_txn(conn, worker_ids, wall, lease, actions)
             return _workers.recover_txn(conn, self.shapes, now, wall)
 
         return await self.db.run(job)

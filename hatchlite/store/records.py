@@ -72,6 +72,9 @@ class ClaimRequest:
     workflows: tuple[str, ...]
     free_slots: int
     free_durable_slots: int
+    # (workflow, task) pairs the worker has code for: rows of other tasks stay queued for
+    # a worker that can run them (another process may define another version).
+    runnable: frozenset[tuple[str, str]] | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +117,11 @@ class Outcome:
     error_json: str | None = None
     retry_at: float | None = None  # set: re-queue for another attempt at this instant
     attempt_status: str | None = None  # what the attempt row says, when not `status`
+
+
+# A task event row: task run id, workflow run id, retry count, event type, message,
+# worker id, time.
+TaskEvent = tuple[str, str, int, str, str | None, str | None, float]
 
 
 @dataclass(slots=True)

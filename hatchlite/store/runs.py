@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 
+from hatchlite.exceptions import RunNotFoundError
 from hatchlite.store.records import (
     ACTIVE,
     TERMINAL,
     NewRun,
     RunResult,
+    TaskEvent,
     TaskRow,
     TriggerResult,
 )
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import Settler, chunks, marks
+from hatchlite.store.tasks import Settler, chunks, insert_task_events, marks
 
 
 def trigger_txn(
@@ -93,11 +96,67 @@ _INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, i
     VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
+def unserved_txn(
+    conn: sqlite3.Connection, shapes: ShapeCache, workflow_names: Collection[str], wall: float
+) -> set[str]:
+    """The workflows of `workflow_names` whose first tasks no live worker serves."""
+    from hatchlite.store.workers import live_actions_txn
+
+    live = live_actions_txn(conn, wall)
+    out: set[str] = set()
+    for name in workflow_names:
+        shape = shapes.get(conn, name)
+        roots = [t.name for t in shape.tasks.values() if not t.parents]
+        if any(f"{name.lower()}:{task}" not in live for task in roots):
+            out.add(name)
+    return out
+
+
+def note_unserved_txn(
+    conn: sqlite3.Connection,
+    shapes: ShapeCache,
+    runs: list[NewRun],
+    results: list[TriggerResult],
+    unserved: set[str],
+    now: float,
+) -> None:
+    """A REQUEUED_NO_WORKER event on the first tasks of each new run nobody serves."""
+    events: list[TaskEvent] = []
+    for run, result in zip(runs, results, strict=True):
+        if result.existed or run.workflow_name not in unserved:
+            continue
+        message = (
+            f"no running worker on this database serves workflow {run.workflow_name!r}; "
+            f"the run stays queued until one that serves it starts"
+        )
+        for task in shapes.get(conn, run.workflow_name).tasks.values():
+            if not task.parents:
+                events.append(
+                    (
+                        run.task_ids[task.name],
+                        run.run_id,
+                        0,
+                        "REQUEUED_NO_WORKER",
+                        message,
+                        None,
+                        now,
+                    )
+                )
+    insert_task_events(conn, events)
+
+
 def cancel_txn(
     conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
 ) -> tuple[dict[str, str], list[str]]:
     """Cancel workflow runs (all their unfinished tasks) or single task runs (and their
     descendants). Returns the runs that ended and the RUNNING task ids that were cancelled."""
+    unknown = _unknown_ids(conn, ids)
+    if unknown:
+        raise RunNotFoundError(
+            f"no workflow run or task run with id {unknown[0]!r}"
+            + (f" (and {len(unknown) - 1} more unknown ids)" if len(unknown) > 1 else "")
+            + "; nothing was cancelled"
+        )
     settler = Settler(conn, shapes, now)
     running: list[str] = []
     for target in ids:
@@ -131,6 +190,22 @@ def cancel_txn(
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
     settler.close()
     return settler.finished_runs, running
+
+
+def _unknown_ids(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
+    """The ids of `ids` that name neither a workflow run nor a task run."""
+    known: set[str] = set()
+    for part in chunks(list(dict.fromkeys(ids))):
+        params = (*part, *part)
+        known.update(
+            row[0]
+            for row in conn.execute(
+                f"""SELECT id FROM workflow_runs WHERE id IN ({marks(len(part))})
+                    UNION SELECT id FROM task_runs WHERE id IN ({marks(len(part))})""",
+                params,
+            )
+        )
+    return [i for i in ids if i not in known]
 
 
 def results_txn(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, RunResult]:

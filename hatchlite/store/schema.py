@@ -161,9 +161,30 @@ _V2 = [
     """CREATE INDEX events_key ON events (key, created_at)""",
 ]
 
+# Task events that are not an attempt's start or end (those are read from task_runs and
+# task_attempts): a run queued with no worker to serve it, and later skips, evictions,
+# concurrency decisions. `lost_count`: how many times a worker died while running the
+# task run (bounded: see store/workers.py).
+_V3 = [
+    """CREATE TABLE task_events (
+        id INTEGER PRIMARY KEY,
+        task_run_id TEXT NOT NULL,
+        workflow_run_id TEXT NOT NULL,
+        retry_count INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        message TEXT,
+        worker_id TEXT,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE INDEX task_events_run ON task_events (workflow_run_id, id)""",
+    """CREATE INDEX task_events_task ON task_events (task_run_id, id)""",
+    """ALTER TABLE task_runs ADD COLUMN lost_count INTEGER NOT NULL DEFAULT 0""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
+    (3, _V3),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

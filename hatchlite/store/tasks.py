@@ -20,6 +20,7 @@ from hatchlite.store.records import (
     ClaimRequest,
     LogLine,
     Outcome,
+    TaskEvent,
     WorkflowShape,
 )
 from hatchlite.store.shapes import ShapeCache
@@ -66,6 +67,8 @@ def claim_txn(
     for seq, task_id, run_id, wf_name, task_name, retry_count, priority in rows:
         if free <= 0 and free_durable <= 0:
             break
+        if req.runnable is not None and (wf_name, task_name) not in req.runnable:
+            continue
         shape = shapes.get(conn, wf_name)
         task_shape = shape.tasks.get(task_name)
         if task_shape is None and (shape.on_failure is None or shape.on_failure.name != task_name):
@@ -491,6 +494,16 @@ def insert_logs(conn: sqlite3.Connection, logs: list[LogLine]) -> None:
             """INSERT INTO task_logs (task_run_id, retry_count, level, message, created_at)
                VALUES (?, ?, ?, ?, ?)""",
             [(lg.task_id, lg.retry_count, lg.level, lg.message, lg.created_at) for lg in logs],
+        )
+
+
+def insert_task_events(conn: sqlite3.Connection, events: list[TaskEvent]) -> None:
+    """Record task events other than an attempt's start and end."""
+    if events:
+        conn.executemany(
+            """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count, event_type,
+                   message, worker_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            events,
         )
 
 

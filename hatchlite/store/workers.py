@@ -104,43 +104,146 @@ def register_txn(conn: sqlite3.Connection, worker: WorkerRow, now: float, lease:
             process_start_time(pid),
         ),
     )
+    prune_txn(conn)
+
+
+# Stopped (INACTIVE) worker rows kept, newest first: each worker start adds a row, so a
+# service restarted for months would otherwise grow the table forever. Task runs and
+# attempts keep the id of a pruned worker; ACTIVE rows are never deleted.
+KEEP_INACTIVE_WORKERS = 100
+
+
+def prune_txn(conn: sqlite3.Connection) -> None:
+    """Delete the INACTIVE worker rows beyond the newest `KEEP_INACTIVE_WORKERS`."""
+    conn.execute(
+        """DELETE FROM workers WHERE status = 'INACTIVE' AND id NOT IN (
+               SELECT id FROM workers WHERE status = 'INACTIVE'
+               ORDER BY heartbeat_at DESC, started_at DESC, rowid DESC LIMIT ?)""",
+        (KEEP_INACTIVE_WORKERS,),
+    )
 
 
 def heartbeat_txn(
-    conn: sqlite3.Connection, worker_ids: list[str], now: float, lease: float
+    conn: sqlite3.Connection,
+    worker_ids: list[str],
+    now: float,
+    lease: float,
+    actions: dict[str, list[str]] | None = None,
 ) -> None:
     conn.executemany(
         "UPDATE workers SET heartbeat_at = ?, expires_at = ? WHERE id = ? AND status = 'ACTIVE'",
         [(now, now + lease, worker_id) for worker_id in worker_ids],
     )
+    if actions:
+        conn.executemany(
+            "UPDATE workers SET actions = ? WHERE id = ?",
+            [(json.dumps(ids), worker_id) for worker_id, ids in actions.items()],
+        )
 
 
-def release_txn(settler: Settler, worker_id: str, reason: str) -> int:
-    """Mark a worker stopped and put the task runs it still held back in the queue."""
+def release_txn(settler: Settler, worker_id: str, reason: str, *, died: bool = False) -> int:
+    """Mark a worker stopped and put the task runs it still held back in the queue.
+    `died`: the worker's process ended without releasing them (see `MAX_LOST`)."""
     conn = settler.conn
     conn.execute("UPDATE workers SET status = 'INACTIVE' WHERE id = ?", (worker_id,))
-    return requeue_worker_tasks(settler, worker_id, reason)
+    prune_txn(conn)  # keeps the bound also after a process stops its last worker
+    return requeue_worker_tasks(settler, worker_id, reason, died=died)
 
 
-def requeue_worker_tasks(settler: Settler, worker_id: str, reason: str) -> int:
+# A task run whose worker process died while it ran (not while it slept in a durable
+# wait) MAX_LOST times fails instead of going back to the queue again: code that kills
+# its process (os._exit, a segfault, the OOM killer) would otherwise crash-loop a
+# service restarted by systemd forever.
+MAX_LOST = 3
+
+
+def requeue_worker_tasks(
+    settler: Settler, worker_id: str, reason: str, *, died: bool = False
+) -> int:
     conn, now = settler.conn, settler.now
     rows = conn.execute(
-        """SELECT t.id, t.retry_count, t.started_at, t.workflow_name, t.task_name
+        """SELECT t.id, t.workflow_run_id, t.retry_count, t.started_at, t.workflow_name,
+                  t.task_name, t.lost_count,
+                  EXISTS (SELECT 1 FROM durable_events e
+                          WHERE e.task_run_id = t.id AND e.status = 'PENDING')
            FROM task_runs t WHERE t.worker_id = ? AND t.status IN ('RUNNING', 'WAITING')""",
         (worker_id,),
     ).fetchall()
-    for task_id, retry_count, started_at, _wf_name, _task_name in rows:
+    for task_id, run_id, retry_count, started_at, wf_name, task_name, lost, waiting in rows:
+        lost = lost + 1 if died and not waiting else lost
+        if lost >= MAX_LOST:
+            _fail_lost(
+                settler,
+                worker_id,
+                task_id,
+                run_id,
+                retry_count,
+                started_at,
+                wf_name,
+                task_name,
+                lost,
+            )
+            continue
         # No schedule deadline: the task already started once (a durable task may have
         # been asleep for days) and must not be cancelled for waiting on a restart.
         cur = conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', worker_id = NULL, timeout_at = NULL,
-                   available_at = ?, queued_at = ?, schedule_deadline = NULL
+                   available_at = ?, queued_at = ?, schedule_deadline = NULL, lost_count = ?
                WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
-            (now, now, task_id, worker_id),
+            (now, now, lost, task_id, worker_id),
         )
         if cur.rowcount:
             settler.record_attempt(task_id, retry_count, reason, worker_id, None, started_at)
     return len(rows)
+
+
+def _fail_lost(
+    settler: Settler,
+    worker_id: str,
+    task_id: str,
+    run_id: str,
+    retry_count: int,
+    started_at: float | None,
+    wf_name: str,
+    task_name: str,
+    lost: int,
+) -> None:
+    error = json.dumps(
+        {
+            "exc_type": "HatchetError",
+            "message": f"the worker process running task {task_name!r} of workflow "
+            f"{wf_name!r} died {lost} times while running it (a crash, os._exit, a kill "
+            f"or the OOM killer); hatchlite stops re-queueing a task run after {MAX_LOST}",
+            "trace": "",
+        }
+    )
+    cur = settler.conn.execute(
+        """UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ?, worker_id = NULL,
+               timeout_at = NULL, lost_count = ?
+           WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
+        (error, settler.now, lost, task_id, worker_id),
+    )
+    if cur.rowcount:
+        settler.record_attempt(task_id, retry_count, "FAILED", worker_id, error, started_at)
+        settler.after_terminal(run_id, wf_name, task_name, "FAILED", task_id)
+
+
+def live_actions_txn(conn: sqlite3.Connection, wall: float) -> set[str]:
+    """The action ids (`workflow:task`, lower-cased workflow) of workers that run now."""
+    actions: set[str] = set()
+    for pid, hostname, expires_at, pid_start, text in conn.execute(
+        "SELECT pid, hostname, expires_at, pid_start, actions FROM workers WHERE status = 'ACTIVE'"
+    ):
+        if _gone(pid, hostname, expires_at, pid_start, wall):
+            continue
+        actions.update(json.loads(text))
+    return actions
+
+
+def _gone(pid: int, hostname: str, expires_at: float, pid_start: str | None, wall: float) -> bool:
+    if hostname == HOSTNAME:
+        return not _alive(pid, pid_start, expires_at, wall)
+    return expires_at < wall
 
 
 def recover_txn(conn: sqlite3.Connection, shapes: ShapeCache, now: float, wall: float) -> int:
@@ -150,8 +253,7 @@ def recover_txn(conn: sqlite3.Connection, shapes: ShapeCache, now: float, wall: 
     for worker_id, pid, hostname, expires_at, pid_start in conn.execute(
         "SELECT id, pid, hostname, expires_at, pid_start FROM workers WHERE status = 'ACTIVE'"
     ).fetchall():
-        same_host = hostname == HOSTNAME
-        if (not _alive(pid, pid_start, expires_at, wall)) if same_host else expires_at < wall:
-            requeued += release_txn(settler, worker_id, "REASSIGNED")
+        if _gone(pid, hostname, expires_at, pid_start, wall):
+            requeued += release_txn(settler, worker_id, "REASSIGNED", died=True)
     settler.close()
     return requeued

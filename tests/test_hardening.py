@@ -1,0 +1,480 @@
+"""Defects found trying hatchlite as a new user: BaseExceptions from tasks, a task that
+kills its process, two definitions under one name, runs nobody serves, parameters
+accepted but not enforced, stream chunks, sizes, and exiting with a stuck thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hatchlite import (
+    ClientConfig,
+    ConcurrencyExpression,
+    ConcurrencyLimitStrategy,
+    Context,
+    EmptyModel,
+    FailedTaskRunExceptionGroup,
+    Hatchet,
+    InvalidDefinitionError,
+    RateLimit,
+    SleepCondition,
+    UserEventCondition,
+    V1TaskStatus,
+)
+from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
+from hatchlite.store.workers import MAX_LOST
+from tests.conftest import query
+from tests.conftest import wait_until_sync as wait_until
+from tests.procs.hardening_worker import define
+from tests.test_processes import ROOT
+
+# -- BaseExceptions raised by tasks ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize(
+    "exc", [KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError]
+)
+def test_a_base_exception_fails_the_attempt_and_counts_as_a_retry(
+    hatchet: Hatchet, kind: str, exc: type[BaseException]
+) -> None:
+    attempts: list[int] = []
+
+    if kind == "sync":
+
+        @hatchet.task(name=f"raiser_{kind}_{exc.__name__}", retries=1)
+        def raiser(input: EmptyModel, ctx: Context) -> dict[str, int]:
+            attempts.append(ctx.attempt_number)
+            raise exc()
+
+    else:
+
+        @hatchet.task(name=f"raiser_{kind}_{exc.__name__}", retries=1)
+        async def raiser(input: EmptyModel, ctx: Context) -> dict[str, int]:
+            attempts.append(ctx.attempt_number)
+            raise exc()
+
+    with pytest.raises(FailedTaskRunExceptionGroup) as info:
+        raiser.run()
+    assert attempts == [1, 2]
+    assert [e.exc_type for e in info.value.exceptions] == [exc.__name__]
+
+    # The engine is still there for the next call.
+    @hatchet.task(name=f"after_{kind}_{exc.__name__}")
+    def after(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"ok": 1}
+
+    assert after.run() == {"ok": 1}
+
+
+def test_keyboard_interrupt_escaping_a_background_task_does_not_stop_the_engine(
+    hatchet: Hatchet, caplog: pytest.LogCaptureFixture
+) -> None:
+    @hatchet.task()
+    async def spawner(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        async def boom() -> None:
+            raise KeyboardInterrupt
+
+        background = asyncio.get_running_loop().create_task(boom())
+        await asyncio.wait([background])
+        return {"ok": 1}
+
+    with caplog.at_level(logging.ERROR, logger="hatchlite"):
+        assert spawner.run() == {"ok": 1}
+        assert spawner.run() == {"ok": 1}
+    assert "KeyboardInterrupt escaped a task on the hatchlite engine loop" in caplog.text
+
+
+# -- in a worker process ----------------------------------------------------------------
+
+
+class WorkerProcess:
+    def __init__(self, db: str, tmp: Path) -> None:
+        self.db, self.tmp = db, tmp
+        self.count = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.count += 1
+        log = open(self.tmp / f"worker-{self.count}.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.procs.hardening_worker", self.db],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def registered() -> bool:
+            try:
+                return bool(query(self.db, "SELECT 1 FROM workers WHERE pid = ?", (proc.pid,)))
+            except sqlite3.OperationalError:  # the schema is not there yet
+                return False
+
+        wait_until(lambda: proc.poll() is not None or registered(), what="worker registration")
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("worker-*.log")))
+
+
+def _statuses(db: str, run_id: str) -> str:
+    return str(query(db, "SELECT status FROM workflow_runs WHERE id = ?", (run_id,))[0][0])
+
+
+@pytest.mark.timeout(90)
+def test_a_poison_task_fails_and_the_worker_process_keeps_serving(tmp_path: Path) -> None:
+    db = str(tmp_path / "poison.db")
+    client = Hatchet(db=db, auto_worker=False)
+    interrupts, exits, _, healthy, _ = define(client)
+    workers = WorkerProcess(db, tmp_path)
+    proc = workers.start()
+    try:
+        with pytest.raises(FailedTaskRunExceptionGroup, match="KeyboardInterrupt"):
+            interrupts.run()  # type: ignore[attr-defined]
+        with pytest.raises(FailedTaskRunExceptionGroup, match="SystemExit"):
+            exits.run()  # type: ignore[attr-defined]
+        assert proc.poll() is None, workers.logs()
+        assert healthy.run() == {"pid": proc.pid}  # type: ignore[attr-defined]
+        # Two attempts for the task with retries=1: no reassignment, no crash loop.
+        assert query(
+            db,
+            "SELECT a.status FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id "
+            "WHERE t.task_name = 'interrupts' ORDER BY a.id",
+        ) == [("FAILED",), ("FAILED",)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, workers.logs()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_task_that_kills_its_process_fails_after_a_bounded_number_of_restarts(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "deaths.db")
+    client = Hatchet(db=db, auto_worker=False)
+    _, _, kills, healthy, _ = define(client)
+    workers = WorkerProcess(db, tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ref = kills.run_no_wait()  # type: ignore[attr-defined]
+        for _ in range(MAX_LOST):
+            proc = workers.start()  # a service manager restarting the worker
+            procs.append(proc)
+            assert proc.wait(30) == -signal.SIGKILL, workers.logs()
+        last = workers.start()  # its start-up recovery gives up on the task run
+        procs.append(last)
+        wait_until(lambda: _statuses(db, ref.workflow_run_id) == "FAILED", what="FAILED")
+        details = client.runs.get_details(ref.workflow_run_id)
+        error = details.task_runs["kills_its_process"].error or ""
+        assert f"died {MAX_LOST} times" in error
+        assert last.poll() is None
+        assert healthy.run() == {"pid": last.pid}  # type: ignore[attr-defined]
+        reassigned = query(db, "SELECT count(*) FROM task_attempts WHERE status = 'REASSIGNED'")
+        assert reassigned == [(MAX_LOST - 1,)]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        client.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_task_only_another_version_has_is_not_claimed_and_times_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(tmp_path / "versions.db")
+    workers = WorkerProcess(db, tmp_path)
+    proc = workers.start()
+    client = Hatchet(db=db, auto_worker=False)
+    # This process's `shared` has task `alpha`; the worker's has `beta`.
+    shared = client.workflow(name="shared")
+
+    @shared.task(schedule_timeout=1.0)
+    def alpha(input: EmptyModel, ctx: Context) -> dict[str, str]:
+        return {"from": "this process"}
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="hatchlite"):
+            ref = shared.run_no_wait()
+        assert "no running worker" in caplog.text
+        # Not claimed (never RUNNING), and cancelled by its schedule timeout.
+        with pytest.raises(ValueError, match="cancelled"):
+            ref.result()
+        assert query(db, "SELECT status, worker_id FROM task_runs WHERE task_name = 'alpha'") == [
+            ("CANCELLED", None)
+        ]
+        events = query(db, "SELECT event_type FROM task_events")
+        assert events == [("REQUEUED_NO_WORKER",)]
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        client.close()
+
+
+# -- two definitions under one name ---------------------------------------------------
+
+
+def test_two_standalone_tasks_with_one_name_are_refused(hatchet: Hatchet) -> None:
+    @hatchet.task(name="process")
+    def billing(input: EmptyModel, ctx: Context) -> dict[str, str]:
+        return {"from": "billing"}
+
+    with pytest.raises(InvalidDefinitionError) as info:
+
+        @hatchet.task(name="process")
+        def shipping(input: EmptyModel, ctx: Context) -> dict[str, str]:
+            return {"from": "shipping"}
+
+    message = str(info.value)
+    assert "'process'" in message and "billing" in message and "shipping" in message
+    assert message.count(__file__) == 2
+    assert billing.run() == {"from": "billing"}  # the first one still runs its own code
+
+
+def test_two_workflows_named_alike_are_refused_even_in_another_case(
+    db_path: str, hatchet: Hatchet
+) -> None:
+    hatchet.workflow(name="Orders")
+    with pytest.raises(InvalidDefinitionError, match="'Orders'"):
+        hatchet.workflow(name="Orders")
+    with pytest.raises(InvalidDefinitionError, match="differ only in case"):
+        hatchet.workflow(name="orders")
+    other_client = Hatchet(db=db_path)  # another client on the same database
+    with pytest.raises(InvalidDefinitionError):
+        other_client.workflow(name="Orders")
+    # Namespaces keep names apart.
+    staging = Hatchet(db=db_path, config=ClientConfig(namespace="staging"))
+    assert staging.workflow(name="Orders").name == "staging_Orders"
+
+
+def test_the_same_definition_run_again_replaces_itself(db_path: str) -> None:
+    def define_on(client: Hatchet) -> Any:
+        @client.task(name="again")
+        def again(input: EmptyModel, ctx: Context) -> dict[str, int]:
+            return {"n": 1}
+
+        return again
+
+    first = Hatchet(db=db_path)
+    define_on(first)
+    task = define_on(first)  # a helper called twice: the same source line
+    assert task.run() == {"n": 1}
+    first.close()
+
+
+# -- a run nobody serves ------------------------------------------------------------------
+
+
+async def test_a_run_no_worker_serves_is_logged_once_and_marked(
+    db_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Hatchet(db=db_path, auto_worker=False)
+
+    @client.task()
+    def lonely(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"ok": 1}
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="hatchlite"):
+            first = await lonely.aio_run_no_wait()
+            await lonely.aio_run_no_wait()
+        warned = [r for r in caplog.records if "no running worker" in r.getMessage()]
+        assert len(warned) == 1 and "lonely" in warned[0].getMessage()
+        rows = query(db_path, "SELECT task_run_id, event_type, message FROM task_events")
+        assert len(rows) == 2 and {r[1] for r in rows} == {"REQUEUED_NO_WORKER"}
+        assert "no running worker on this database serves workflow 'lonely'" in str(rows[0][2])
+
+        worker = client.worker("late", workflows=[lonely])
+        serving = asyncio.create_task(worker.aio_start())
+        assert await asyncio.wait_for(first.aio_result(), 5) == {"ok": 1}
+        await lonely.aio_run()  # served now: no new event
+        assert query(db_path, "SELECT count(*) FROM task_events") == [(2,)]
+        worker.stop()
+        await serving
+    finally:
+        await client.aio_close()
+
+
+# -- parameters accepted but not enforced -------------------------------------------------
+
+
+def test_unenforced_parameters_warn_once_per_workflow_and_parameter(hatchet: Hatchet) -> None:
+    with pytest.warns(UnenforcedParameterWarning) as caught:
+        wf = hatchet.workflow(
+            name="limited",
+            concurrency=ConcurrencyExpression(
+                expression="input.user",
+                max_runs=1,
+                limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+            ),
+            on_events=["user:created"],
+        )
+
+        @wf.task(rate_limits=[RateLimit(static_key="api", units=1)])
+        def first(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+        @wf.task(rate_limits=[RateLimit(static_key="api", units=1)], cancel_if=[SleepCondition(1)])
+        def second(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3, messages
+    assert "`on_events`, `concurrency`" in messages[0]
+    assert "`rate_limits`" in messages[1] and "`cancel_if`" in messages[2]
+    assert all(w.filename == __file__ for w in caught)  # attributed to the user's line
+
+
+def test_enforced_features_do_not_warn(hatchet: Hatchet) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wf = hatchet.workflow(name="plain", default_priority=2)
+
+        @wf.task(retries=2, execution_timeout=5.0)
+        def step(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+        @hatchet.durable_task()
+        async def waiter(input: EmptyModel, ctx: Context) -> None:
+            await ctx.aio_wait_for("x", UserEventCondition(event_key="x"))
+
+
+def test_trigger_options_that_are_not_enforced_warn(hatchet: Hatchet) -> None:
+    @hatchet.task()
+    def anywhere(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"ok": 1}
+
+    with pytest.warns(UnenforcedParameterWarning, match="desired_worker_id"):
+        assert anywhere.run(desired_worker_id="w-1") == {"ok": 1}
+    with pytest.warns(UnenforcedParameterWarning, match="sticky"):
+        anywhere.run_no_wait(sticky=True).result()
+
+
+# -- streams, sizes ----------------------------------------------------------------------
+
+
+def test_stream_chunks_are_not_kept_in_memory(hatchet: Hatchet) -> None:
+    chunk = "x" * 1_000_000
+
+    @hatchet.task()
+    def streamer(input: EmptyModel, ctx: Context) -> None:
+        for i in range(50):
+            ctx.put_stream(f"{i:03d}{chunk}")  # a new 1 MB string each time
+
+    streamer.run()  # warm up: imports, threads, caches
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            streamer.run()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 5_000_000, f"{grown:,} bytes kept after streaming 150 MB"
+
+
+def test_size_limits_name_what_is_too_large(db_path: str) -> None:
+    client = Hatchet(db=db_path, config=ClientConfig(grpc_max_send_message_length=10_000))
+    big = "x" * 20_000
+    logged: list[str] = []
+
+    @client.task(input_validator=dict, retries=2)
+    def echo(input: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        ctx.log("y" * 50_000)
+        logged.append("once")
+        return {"echo": input.get("blob", "") * 2}
+
+    try:
+        with pytest.raises(PayloadTooLargeError, match="input of workflow 'echo'"):
+            echo.run({"blob": big})
+        with pytest.raises(PayloadTooLargeError, match="additional_metadata"):
+            echo.run({}, additional_metadata={"blob": big})
+        with pytest.raises(PayloadTooLargeError, match="payload of event 'big'"):
+            client.event.push("big", {"blob": big})
+
+        with pytest.raises(FailedTaskRunExceptionGroup, match="output of task 'echo'") as info:
+            echo.run({"blob": "z" * 6_000})
+        assert "10,000" in str(info.value)
+        assert logged == ["once"]  # too large is not retried: it would be again
+        assert echo.run({"blob": "small"}) == {"echo": "smallsmall"}
+        # Only the two runs whose input fit were stored.
+        assert query(db_path, "SELECT count(*) FROM workflow_runs") == [(2,)]
+        lines = query(db_path, "SELECT length(CAST(message AS BLOB)) FROM task_logs")
+        assert lines and all(int(n) <= 10_000 for (n,) in lines)  # type: ignore[call-overload]
+    finally:
+        client.close()
+
+
+# -- small ones --------------------------------------------------------------------------
+
+
+def test_the_namespace_from_the_environment_follows_hatchets_rule(
+    monkeypatch: pytest.MonkeyPatch, db_path: str
+) -> None:
+    monkeypatch.setenv("HATCHET_CLIENT_NAMESPACE", "Staging")
+    client = Hatchet(db=db_path)
+    assert client.namespace == "staging_"
+    assert client.workflow(name="Named").name == "staging_Named"
+
+
+@pytest.mark.timeout(60)
+def test_the_process_exits_without_waiting_for_a_timed_out_sync_task(tmp_path: Path) -> None:
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from datetime import timedelta
+            from hatchlite import Context, EmptyModel, Hatchet
+
+            hatchet = Hatchet(db={str(tmp_path / "stuck.db")!r})
+
+            @hatchet.task(execution_timeout=timedelta(milliseconds=200))
+            def stuck(input: EmptyModel, ctx: Context) -> None:
+                time.sleep(120)
+
+            try:
+                stuck.run()
+            except Exception as exc:
+                print("failed:", type(exc).__name__, flush=True)
+            """
+        )
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "failed: FailedTaskRunExceptionGroup" in out.stdout
+    assert time.monotonic() - started < 40  # not the task's 120 s
+
+
+def test_cancelling_a_finished_run_is_a_no_op_and_status_is_kept(hatchet: Hatchet) -> None:
+    @hatchet.task()
+    def done(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"v": 1}
+
+    ref = done.run_no_wait()
+    assert ref.result() == {"v": 1}
+    hatchet.runs.cancel(ref.workflow_run_id)
+    assert hatchet.runs.get_status(ref.workflow_run_id) == V1TaskStatus.COMPLETED
