@@ -154,6 +154,8 @@ def test_a_poison_task_fails_and_the_worker_process_keeps_serving(tmp_path: Path
             "SELECT a.status FROM task_attempts a JOIN task_runs t ON t.id = a.task_run_id "
             "WHERE t.task_name = 'interrupts' ORDER BY a.id",
         ) == [("FAILED",), ("FAILED",)]
+        # The worker in the other process serves them all: no run was marked unserved.
+        assert query(db, "SELECT count(*) FROM task_events") == [(0,)]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, workers.logs()
     finally:
