@@ -39,7 +39,12 @@ from hatchlite.features.events import (
     Event,
     PushEventOptions,
 )
-from hatchlite.features.runs import BulkCancelReplayOpts, TaskRunDetail, WorkflowRunDetail
+from hatchlite.models import (
+    BulkCancelReplayOpts,
+    RunFilter,
+    TaskRunDetail,
+    WorkflowRunDetail,
+)
 from hatchlite.refs import TaskRunRef, WorkflowRunRef
 from hatchlite.runnables import BaseWorkflow, Standalone, Workflow
 from hatchlite.types import (
@@ -100,6 +105,7 @@ __all__ = [
     "PushEventOptions",
     "RateLimit",
     "RateLimitDuration",
+    "RunFilter",
     "RunNotFoundError",
     "RunStatus",
     "ScheduleTriggerWorkflowOptions",

@@ -18,8 +18,8 @@ from hatchlite.dag import (
     WorkflowConfig,
     normalize_concurrency,
 )
-from hatchlite.dag.registry import Definitions, definition_site
-from hatchlite.dag.site import warn_user
+from hatchlite.dag.registry import Definitions
+from hatchlite.dag.site import definition_site, warn_user
 from hatchlite.exceptions import UnenforcedParameterWarning
 from hatchlite.features.events import EventClient
 from hatchlite.features.runs import RunsClient

@@ -166,6 +166,11 @@ class Context:
         return self._link.worker_id
 
     @property
+    def captures_logs(self) -> bool:
+        """Whether `logging` records emitted by this task are stored as its log lines."""
+        return self._task.workflow.captures_logs()
+
+    @property
     def worker_labels(self) -> dict[str, str | int]:
         """The labels of the worker running this task."""
         return dict(self._link.worker_labels)
@@ -253,6 +258,9 @@ class Context:
     def log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
         """Store a log line with this task run (see `hatchet.logs.list`)."""
         message = line if isinstance(line, str) else json.dumps(line, default=str)
+        self._log(message, "INFO", raise_on_error)
+
+    def _log(self, message: str, level: str, raise_on_error: bool = False) -> None:
         limit = self._task.workflow.max_payload_bytes()
         if len(message) > limit // 4 and len(message.encode()) > limit:
             # Hatchet's ctx.log does not raise by default; a line over the size limit is
@@ -261,7 +269,7 @@ class Context:
                 PayloadTooLargeError.check(message, limit, f"a log line of task {self.task_name!r}")
             cut = message.encode()[: limit - 64].decode(errors="ignore")
             message = f"{cut}... [truncated from {len(message.encode()):,} bytes]"
-        self._link.log(message, "INFO")
+        self._link.log(message, level)
 
     async def aio_log(self, line: str | JSONMap, raise_on_error: bool = False) -> None:
         self.log(line, raise_on_error)

@@ -24,8 +24,7 @@ from hatchlite.dag import (
     WorkflowDefinition,
     check_priority,
 )
-from hatchlite.dag.registry import definition_site
-from hatchlite.dag.site import warn_user
+from hatchlite.dag.site import Site, definition_site, warn_user
 from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
@@ -93,8 +92,8 @@ class _Item:
 class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     """What workflows and standalone tasks share: triggering and waiting."""
 
-    def __init__(self, config: WorkflowConfig, client: Hatchet, defined_at: str = "") -> None:
-        super().__init__(config, defined_at or definition_site())
+    def __init__(self, config: WorkflowConfig, client: Hatchet, site: Site | None = None) -> None:
+        super().__init__(config, site or definition_site())
         self._client = client
 
     @property
@@ -106,6 +105,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
 
     def max_payload_bytes(self) -> int:
         return self._client.config.grpc_max_send_message_length
+
+    def captures_logs(self) -> bool:
+        return not self._client.config.disable_log_capture
 
     @property
     def service_name(self) -> str:
@@ -236,6 +238,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         exists already (same parent task and key or index), the existing run's id."""
         client = self._client
         engine = client._engine
+        engine.defined.check_current(self)
         await engine.ensure_started()
         if client._auto_worker:
             await engine.ensure_implicit_worker()
@@ -502,8 +505,8 @@ class Standalone(
     """A single task that is its own workflow; `run` returns the task's typed output.
     Created by `@hatchet.task(...)` / `@hatchet.durable_task(...)`."""
 
-    def __init__(self, config: WorkflowConfig, client: Hatchet, defined_at: str = "") -> None:
-        super().__init__(config, client, defined_at)
+    def __init__(self, config: WorkflowConfig, client: Hatchet, site: Site | None = None) -> None:
+        super().__init__(config, client, site)
         self._task: Task[TWorkflowInput, R] | None = None
 
     @property

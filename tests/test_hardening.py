@@ -5,6 +5,8 @@ accepted but not enforced, stream chunks, sizes, and exiting with a stuck thread
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import signal
@@ -14,7 +16,9 @@ import sys
 import textwrap
 import time
 import tracemalloc
+import uuid
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from hatchlite import (
     ConcurrencyExpression,
     ConcurrencyLimitStrategy,
     Context,
+    DurableContext,
     EmptyModel,
     FailedTaskRunExceptionGroup,
     Hatchet,
@@ -90,6 +95,7 @@ def test_keyboard_interrupt_escaping_a_background_task_does_not_stop_the_engine(
 
         background = asyncio.get_running_loop().create_task(boom())
         await asyncio.wait([background])
+        assert isinstance(background.exception(), KeyboardInterrupt)
         return {"ok": 1}
 
     with caplog.at_level(logging.ERROR, logger="hatchlite"):
@@ -138,7 +144,7 @@ def _statuses(db: str, run_id: str) -> str:
 def test_a_poison_task_fails_and_the_worker_process_keeps_serving(tmp_path: Path) -> None:
     db = str(tmp_path / "poison.db")
     client = Hatchet(db=db, auto_worker=False)
-    interrupts, exits, _, healthy, _ = define(client)
+    interrupts, exits, _, healthy, *_ = define(client)
     workers = WorkerProcess(db, tmp_path)
     proc = workers.start()
     try:
@@ -170,7 +176,7 @@ def test_a_task_that_kills_its_process_fails_after_a_bounded_number_of_restarts(
 ) -> None:
     db = str(tmp_path / "deaths.db")
     client = Hatchet(db=db, auto_worker=False)
-    _, _, kills, healthy, _ = define(client)
+    _, _, kills, healthy, *_ = define(client)
     workers = WorkerProcess(db, tmp_path)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -189,6 +195,36 @@ def test_a_task_that_kills_its_process_fails_after_a_bounded_number_of_restarts(
         assert healthy.run() == {"pid": last.pid}  # type: ignore[attr-defined]
         reassigned = query(db, "SELECT count(*) FROM task_attempts WHERE status = 'REASSIGNED'")
         assert reassigned == [(MAX_LOST - 1,)]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        client.close()
+
+
+@pytest.mark.timeout(120)
+def test_tasks_running_beside_a_poison_task_are_not_failed_with_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "neighbours.db")
+    client = Hatchet(db=db, auto_worker=False)
+    *_, innocent, poison = define(client)
+    workers = WorkerProcess(db, tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        innocents = [innocent.run_no_wait() for _ in range(3)]  # type: ignore[attr-defined]
+        bad = poison.run_no_wait()  # type: ignore[attr-defined]
+        while _statuses(db, bad.workflow_run_id) != "FAILED":
+            proc = workers.start()  # a service manager restarting the worker
+            procs.append(proc)
+            wait_until(
+                lambda: proc.poll() is not None or _statuses(db, bad.workflow_run_id) == "FAILED",
+                what="the poison task to kill the worker or fail",
+            )
+            assert len(procs) <= MAX_LOST + 2, workers.logs()
+        # Suspects ran alone after the first death: the neighbours completed.
+        for ref in innocents:
+            assert ref.result()["pid"] in {p.pid for p in procs}
+        error = client.runs.get_details(bad.workflow_run_id).task_runs["poison"].error or ""
+        assert f"died {MAX_LOST} times while running it alone" in error
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -249,23 +285,58 @@ def test_two_standalone_tasks_with_one_name_are_refused(hatchet: Hatchet) -> Non
     assert billing.run() == {"from": "billing"}  # the first one still runs its own code
 
 
+def _orders_for_billing(client: Hatchet) -> Any:
+    return client.workflow(name="Orders")
+
+
+def _orders_for_shipping(client: Hatchet) -> Any:
+    return client.workflow(name="Orders")
+
+
+def _orders_in_lower_case(client: Hatchet) -> Any:
+    return client.workflow(name="orders")
+
+
 def test_two_workflows_named_alike_are_refused_even_in_another_case(
     db_path: str, hatchet: Hatchet
 ) -> None:
-    hatchet.workflow(name="Orders")
-    with pytest.raises(InvalidDefinitionError, match="'Orders'"):
-        hatchet.workflow(name="Orders")
-    with pytest.raises(InvalidDefinitionError, match="differ only in case"):
-        hatchet.workflow(name="orders")
+    _orders_for_billing(hatchet)
+    with pytest.raises(InvalidDefinitionError, match="'Orders'") as info:
+        _orders_for_shipping(hatchet)
+    assert str(info.value).count(__file__) == 2
+    with pytest.raises(InvalidDefinitionError, match="differ in case"):
+        _orders_in_lower_case(hatchet)
     other_client = Hatchet(db=db_path)  # another client on the same database
     with pytest.raises(InvalidDefinitionError):
-        other_client.workflow(name="Orders")
+        _orders_for_shipping(other_client)
     # Namespaces keep names apart.
     staging = Hatchet(db=db_path, config=ClientConfig(namespace="staging"))
-    assert staging.workflow(name="Orders").name == "staging_Orders"
+    assert _orders_for_shipping(staging).name == "staging_Orders"
 
 
-def test_the_same_definition_run_again_replaces_itself(db_path: str) -> None:
+def _logged(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(input: Any, ctx: Context) -> Any:
+        return fn(input, ctx)
+
+    return wrapper
+
+
+def test_a_shared_decorator_does_not_hide_two_definitions(hatchet: Hatchet) -> None:
+    @hatchet.task(name="charge")
+    @_logged
+    def billing_charge(input: EmptyModel, ctx: Context) -> dict[str, str]:
+        return {"from": "billing"}
+
+    with pytest.raises(InvalidDefinitionError, match="billing_charge"):
+
+        @hatchet.task(name="charge")
+        @_logged
+        def shipping_charge(input: EmptyModel, ctx: Context) -> dict[str, str]:
+            return {"from": "shipping"}
+
+
+def test_the_same_code_defining_again_replaces_the_old_object(db_path: str) -> None:
     def define_on(client: Hatchet) -> Any:
         @client.task(name="again")
         def again(input: EmptyModel, ctx: Context) -> dict[str, int]:
@@ -274,10 +345,16 @@ def test_the_same_definition_run_again_replaces_itself(db_path: str) -> None:
         return again
 
     first = Hatchet(db=db_path)
-    define_on(first)
-    task = define_on(first)  # a helper called twice: the same source line
-    assert task.run() == {"n": 1}
-    first.close()
+    old = define_on(first)
+    new = define_on(first)  # a helper called twice, a reload, a notebook cell re-run
+    try:
+        assert new.run() == {"n": 1}
+        with pytest.raises(InvalidDefinitionError, match="replaced by a newer one"):
+            old.run()
+        with pytest.raises(InvalidDefinitionError, match="replaced by a newer one"):
+            first.worker("stale", workflows=[old]).start()
+    finally:
+        first.close()
 
 
 # -- a run nobody serves ------------------------------------------------------------------
@@ -480,3 +557,110 @@ def test_cancelling_a_finished_run_is_a_no_op_and_status_is_kept(hatchet: Hatche
     assert ref.result() == {"v": 1}
     hatchet.runs.cancel(ref.workflow_run_id)
     assert hatchet.runs.get_status(ref.workflow_run_id) == V1TaskStatus.COMPLETED
+
+
+# -- found in review ----------------------------------------------------------------------
+
+
+def test_a_workflow_defined_after_the_engine_started_runs(hatchet: Hatchet) -> None:
+    @hatchet.task()
+    def first(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"n": 1}
+
+    assert first.run() == {"n": 1}  # the engine and its implicit worker run now
+    later = hatchet.workflow(name="later")  # defined empty; its task comes after
+    first.run()  # the engine steps in between
+
+    @later.task(schedule_timeout=timedelta(seconds=5))
+    def step(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"n": 2}
+
+    assert later.run() == {"step": {"n": 2}}
+
+
+async def test_task_runs_of_another_version_do_not_starve_a_worker(
+    db_path: str,
+) -> None:
+    client = Hatchet(db=db_path, auto_worker=False)
+    shared = client.workflow(name="shared")
+
+    @shared.task()
+    def mine(input: EmptyModel, ctx: Context) -> dict[str, str]:
+        return {"from": "mine"}
+
+    worker = client.worker("one-slot", slots=1, workflows=[shared])
+    serving = asyncio.create_task(worker.aio_start())
+    try:
+        await shared.aio_run()  # registered, served
+        # Another process registered a version with task `theirs` and queued 60 runs of
+        # it, ahead of ours; this worker has no code for them and leaves them.
+        conn = sqlite3.connect(db_path)
+        with conn:
+            (text,) = conn.execute("SELECT shape FROM workflows WHERE name = 'shared'").fetchone()
+            shape = json.loads(text)
+            theirs = {**shape["tasks"][0], "name": "theirs"}
+            shape["tasks"].append(theirs)
+            conn.execute(
+                "UPDATE workflows SET shape = ? WHERE name = 'shared'", (json.dumps(shape),)
+            )
+            for _ in range(60):
+                run_id = str(uuid.uuid4())
+                conn.execute(
+                    "INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input, "
+                    "additional_metadata, priority, created_at) "
+                    "VALUES (?, 'shared', 'QUEUED', 0, '{}', '{}', 1, 0)",
+                    (run_id,),
+                )
+                conn.execute(
+                    "INSERT INTO task_runs (id, workflow_run_id, workflow_name, task_name, "
+                    "status, priority, available_at, created_at) "
+                    "VALUES (?, ?, 'shared', 'theirs', 'QUEUED', 1, 0, 0)",
+                    (str(uuid.uuid4()), run_id),
+                )
+        conn.close()
+        result = await asyncio.wait_for(shared.aio_run(), 5)
+        assert result == {"mine": {"from": "mine"}}
+        assert query(db_path, "SELECT count(*) FROM task_runs WHERE status = 'QUEUED'") == [(60,)]
+    finally:
+        worker.stop()
+        await serving
+        await client.aio_close()
+
+
+def test_a_task_stopping_the_engine_loop_does_not_stop_the_engine(hatchet: Hatchet) -> None:
+    @hatchet.task()
+    async def stopper(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        asyncio.get_running_loop().stop()
+        return {"ok": 1}
+
+    assert stopper.run() == {"ok": 1}
+    assert stopper.run() == {"ok": 1}
+
+
+async def test_a_suspect_durable_task_waiting_for_its_child_lets_the_child_run(
+    db_path: str,
+) -> None:
+    client = Hatchet(db=db_path, auto_worker=False)
+
+    @client.task()
+    async def child(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"child": 1}
+
+    @client.durable_task()
+    async def parent(input: EmptyModel, ctx: DurableContext) -> dict[str, Any]:
+        return {"got": await child.aio_run()}
+
+    ref = await parent.aio_run_no_wait()
+    # As if its worker had died while running it: it is a suspect, and runs alone.
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE task_runs SET lost_count = 1 WHERE task_name = 'parent'")
+    conn.close()
+    worker = client.worker("w", workflows=[parent, child])
+    serving = asyncio.create_task(worker.aio_start())
+    try:
+        assert await asyncio.wait_for(ref.aio_result(), 5) == {"got": {"child": 1}}
+    finally:
+        worker.stop()
+        await serving
+        await client.aio_close()

@@ -80,7 +80,7 @@ def test_auto_advance_does_not_skip_past_a_task_that_just_woke(tmp_path: Path) -
         client.close()
 
 
-def test_a_task_the_definition_lacks_is_left_queued_and_the_engine_goes_on(
+def test_a_task_no_process_can_run_fails_its_run_and_the_engine_goes_on(
     hatchet: Hatchet, db_path: str
 ) -> None:
     @hatchet.task()
@@ -88,8 +88,7 @@ def test_a_task_the_definition_lacks_is_left_queued_and_the_engine_goes_on(
         return {"ok": 1}
 
     assert known.run() == {"ok": 1}
-    # A row written by a process whose version of the workflow has another task: this
-    # process has no code for it, so it leaves the row for a worker that has.
+    # A row of a task that no definition has any more (removed while runs were queued).
     run_id = str(uuid.uuid4())
     conn = sqlite3.connect(db_path)
     with conn:
@@ -107,7 +106,6 @@ def test_a_task_the_definition_lacks_is_left_queued_and_the_engine_goes_on(
         )
     conn.close()
     assert known.run() == {"ok": 1}  # the engine is not stuck
-    assert hatchet.runs.get_details(run_id).status.value == "QUEUED"
-    assert query(db_path, "SELECT status FROM task_runs WHERE task_name = 'renamed'") == [
-        ("QUEUED",)
-    ]
+    status = hatchet.runs.get_details(run_id)
+    assert status.status.value == "FAILED"
+    assert "not in the registered definition" in str(status.task_runs["renamed"].error)

@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def definition_site(fn: Any = None) -> str:
-    """Where a definition is: the decorated function's file and line, or else the first
-    caller outside hatchlite."""
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        name = getattr(fn, "__qualname__", code.co_name)
-        return f"{code.co_filename}:{code.co_firstlineno} ({name})"
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where a definition is. `key` identifies the code that made it (module and
+    qualified name: the same across a module reload, a re-run notebook cell, or a
+    decorator wrapping the function); `where` is the file and line shown in errors."""
+
+    key: tuple[str, str]
+    where: str
+
+
+UNKNOWN_SITE = Site(("", ""), "<unknown>")
+
+
+def definition_site(fn: Any = None) -> Site:
+    """The site of the decorated function `fn`, or else of the first caller outside
+    hatchlite."""
+    if fn is not None:
+        fn = inspect.unwrap(fn)
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            name = getattr(fn, "__qualname__", code.co_name)
+            module = str(getattr(fn, "__module__", "") or "")
+            return Site((module, name), f"{code.co_filename}:{code.co_firstlineno} ({name})")
     frame, _ = _user_frame()
     if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        return UNKNOWN_SITE
+    module = str(frame.f_globals.get("__name__", ""))
+    return Site((module, frame.f_code.co_qualname), f"{frame.f_code.co_filename}:{frame.f_lineno}")
 
 
 def _user_frame() -> tuple[FrameType | None, int]:

@@ -6,13 +6,14 @@ Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hatchlite.conditions import Condition, OrGroup
-from hatchlite.dag.site import warn_user
+from hatchlite.dag.site import UNKNOWN_SITE, Site, warn_user
 from hatchlite.exceptions import (
     InvalidDefinitionError,
     PayloadTooLargeError,
@@ -48,6 +49,7 @@ from hatchlite.dag.task import (
 )
 
 R2 = TypeVar("R2")
+_CREATED = itertools.count()
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024  # Hatchet's default gRPC message limit
 
 
@@ -83,9 +85,12 @@ class DurableTaskDecorator(Protocol[TWorkflowInput]):
 class WorkflowDefinition(Generic[TWorkflowInput]):
     """The tasks of one workflow and the decorators that declare them."""
 
-    def __init__(self, config: WorkflowConfig, defined_at: str = "<unknown>") -> None:
+    tasks_added = 0  # grows whenever any definition gains a task (workers re-read theirs)
+
+    def __init__(self, config: WorkflowConfig, site: Site = UNKNOWN_SITE) -> None:
         self.config = config
-        self.defined_at = defined_at  # file:line, named in definition errors
+        self.site = site  # where it was defined: named in definition errors
+        self.created = next(_CREATED)  # which of two definitions of one name is newer
         self._warned: set[str] = set()
         self.tasks: list[Task[TWorkflowInput, Any]] = []
         self._on_failure: Task[TWorkflowInput, Any] | None = None
@@ -134,6 +139,10 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             f"no effect (see docs/differences.md)",
             UnenforcedParameterWarning,
         )
+
+    def captures_logs(self) -> bool:
+        """Whether `logging` inside this workflow's tasks becomes task logs."""
+        return True
 
     def max_payload_bytes(self) -> int:
         """The size limit of this workflow's inputs and outputs (its client's setting)."""
@@ -406,6 +415,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             self.tasks.append(task)
         self._shape = None
         self._by_name = None
+        WorkflowDefinition.tasks_added += 1
         return task
 
     def shape(self) -> WorkflowShape:

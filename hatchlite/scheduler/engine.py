@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
+import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hatchlite.clock import Clock
+from hatchlite.dag import check_priority
 from hatchlite.dag.registry import Definitions
-from hatchlite.exceptions import DatabaseError, EngineClosedError, RunNotFoundError
+from hatchlite.exceptions import (
+    DatabaseError,
+    EngineClosedError,
+    PayloadTooLargeError,
+    RunNotFoundError,
+)
+from hatchlite.scheduler import capture
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
@@ -35,6 +45,8 @@ from hatchlite.store import (
     WorkerRow,
 )
 from hatchlite.store.records import TERMINAL, ClaimedTask
+from hatchlite.store.streams import Chunk, ChunkIn
+from hatchlite.types import JSONMap
 
 if TYPE_CHECKING:
     from hatchlite.runnables import BaseWorkflow
@@ -69,6 +81,10 @@ class Engine:
         self._start_lock: asyncio.Lock | None = None
         self._outcomes: list[Outcome] = []
         self._logs: list[LogLine] = []
+        self._chunks: list[ChunkIn] = []
+        # Set after every step that may have changed what readers see (stream chunks,
+        # runs ending) and when another process commits: stream subscribers wait on it.
+        self._listeners: set[asyncio.Event] = set()
         self._executions: dict[str, Execution] = {}
         self._timeouts: list[tuple[float, int, Execution]] = []
         self._timeout_seq = itertools.count()
@@ -105,7 +121,11 @@ class Engine:
             self._wake = asyncio.Event()
             self.store.db.on_external_change = lambda: self.threadsafe(self._external_change)
             self.clock.subscribe(self.wake_threadsafe)
-            self._main = self.loop.create_task(self._run(), name=f"hatchlite-engine:{self.path}")
+            # A fresh context: the engine's tasks must not inherit the first caller's
+            # context variables (a task's `current_context` among them).
+            self._main = self.loop.create_task(
+                self._run(), name=f"hatchlite-engine:{self.path}", context=contextvars.Context()
+            )
             self._started = True
 
     async def close(self) -> None:
@@ -138,6 +158,7 @@ class Engine:
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
     def _external_change(self) -> None:
+        self._notify_listeners()
         self._external = True
         self._last_activity = time.monotonic()
         self.wake()
@@ -187,6 +208,7 @@ class Engine:
 
     async def add_worker(self, worker: LocalWorker) -> None:
         await self.ensure_started()
+        capture.install()
         if worker.workflows is not None:
             for wf in worker.workflows:
                 self.define(wf)
@@ -203,12 +225,16 @@ class Engine:
         self.workers.append(worker)
         if self._heartbeat is None:
             assert self.loop is not None
-            self._heartbeat = self.loop.create_task(self._beat(), name="hatchlite-heartbeat")
+            self._heartbeat = self.loop.create_task(
+                self._beat(), name="hatchlite-heartbeat", context=contextvars.Context()
+            )
         self.wake()
 
     async def remove_worker(self, worker: LocalWorker, grace: float | None = None) -> None:
         """Stop taking tasks on `worker`; wait for its running tasks (up to `grace` s)."""
         worker.accepting = False
+        with contextlib.suppress(Exception):  # shown as PAUSED while it drains
+            await self.store.mark_draining(worker.id)
         for execution in list(worker.running.values()):
             if execution.suspended:
                 execution.stop()  # holds no slot; another worker replays it
@@ -321,6 +347,46 @@ class Engine:
         await self._fetch_and_deliver(list(finished))
         self.wake()
 
+    async def replay(self, ids: list[str]) -> list[str]:
+        """Queue finished runs (or task runs) again; see `RunsClient.replay`."""
+        await self.ensure_started()
+        replayed = await self.store.replay(ids, self.clock.time())
+        self._last_activity = time.monotonic()
+        self.wake()
+        return replayed
+
+    async def trigger_stored(
+        self,
+        workflow_name: str,
+        input: JSONMap,
+        metadata: JSONMap,
+        priority: int | None,
+        client: Any,
+    ) -> str:
+        """Trigger a workflow this process does not define, by its registered shape
+        (the input is not validated: the definition is elsewhere)."""
+        await self.ensure_started()
+        shape = await self.store.shape(workflow_name)
+        limit = client.config.grpc_max_send_message_length
+        input_json, meta_json = json.dumps(input or {}), json.dumps(metadata)
+        PayloadTooLargeError.check(input_json, limit, f"the input of workflow {workflow_name!r}")
+        PayloadTooLargeError.check(meta_json, limit, "the additional_metadata of a run")
+        run_id = str(uuid.uuid4())
+        task_ids = (
+            {name: str(uuid.uuid4()) for name in shape.tasks}
+            if shape.is_dag
+            else {next(iter(shape.tasks)): run_id}
+        )
+        run = NewRun(
+            run_id,
+            workflow_name,
+            input_json,
+            meta_json,
+            check_priority(priority, workflow_name) or 1,
+            task_ids,
+        )
+        return (await self.trigger([], [run]))[0].run_id
+
     def cancel_soon(self, ids: list[str]) -> None:
         assert self.loop is not None
         task = self.loop.create_task(self.cancel(ids))
@@ -329,6 +395,38 @@ class Engine:
     def add_log(self, task_id: str, retry_count: int, level: str, message: str) -> None:
         self._logs.append(LogLine(task_id, retry_count, level, message, self.clock.time()))
         self.wake()
+
+    def add_stream_chunk(self, run_id: str, task_id: str, data: str) -> None:
+        self._chunks.append((run_id, task_id, data, self.clock.time()))
+        self.wake()
+
+    async def stream_chunks(self, run_id: str, after: int, wait: float) -> tuple[list[Chunk], bool]:
+        """Chunks of run `run_id` after chunk id `after`, waiting up to `wait` seconds
+        for some; and whether the run has ended (then no chunk follows those returned
+        once none is returned)."""
+        await self.ensure_started()
+        event = asyncio.Event()
+        self._listeners.add(event)
+        self.wake()  # start watching for other processes' commits
+        try:
+            while True:
+                chunks, status = await self.store.stream_chunks(run_id, after)
+                if status is None:
+                    raise RunNotFoundError(f"no workflow run with id {run_id!r}")
+                if chunks or status in TERMINAL or wait <= 0:
+                    return chunks, status in TERMINAL
+                started = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await event.wait()
+                wait -= time.monotonic() - started
+                event.clear()
+        finally:
+            self._listeners.discard(event)
+
+    def _notify_listeners(self) -> None:
+        for event in self._listeners:
+            event.set()
 
     async def flush(self) -> None:
         """Write buffered outcomes and logs now."""
@@ -478,18 +576,43 @@ class Engine:
             ids = [w.id for w in self.workers]
             if not ids:
                 continue
-            changed = self._changed_actions()
             try:
-                requeued = await self.store.heartbeat(
+                changed = self._changed_actions()
+                requeued, paused = await self.store.heartbeat(
                     ids, self.clock.time(), time.time(), LEASE, changed
                 )
             except Exception:
                 logger.exception("hatchlite heartbeat failed")
                 continue
             self._actions_written.update(changed)
+            self._apply_paused(paused)
             if requeued:
                 logger.warning("re-queued %d task runs of workers that are gone", requeued)
                 self.wake()
+
+    def _apply_paused(self, paused: set[str]) -> None:
+        """Workers paused (from any process) take no new tasks; unpaused ones do again."""
+        for worker in self.workers:
+            was, worker.paused = worker.paused, worker.id in paused
+            if was and not worker.paused:
+                self.wake()
+
+    async def pause_worker(self, worker_id: str, paused: bool) -> bool:
+        """Pause or unpause a worker (of any process); False if it is unknown."""
+        await self.ensure_started()
+        found = await self.store.pause_worker(worker_id, paused)
+        for worker in self.workers:
+            if worker.id == worker_id:
+                worker.paused = paused
+                self.wake()
+        return found
+
+    async def delete_workflow(self, workflow_id: str) -> str | None:
+        await self.ensure_started()
+        name = await self.store.delete_workflow(workflow_id)
+        if name is not None:
+            self._registered.pop(name, None)
+        return name
 
     def _changed_actions(self) -> dict[str, list[str]]:
         """Action ids of workers whose served tasks changed since written (the implicit
@@ -558,7 +681,9 @@ class Engine:
     def _poll_interval(self) -> float | None:
         """How often the database thread looks for other processes' commits: often
         right after activity, less when quiet, never with nothing to watch."""
-        if not (self.workers or self._waiters or self._executions or self._suspended):
+        if not (
+            self.workers or self._waiters or self._executions or self._suspended or self._listeners
+        ):
             return None
         quiet = time.monotonic() - self._last_activity
         if quiet < ACTIVE_WINDOW:
@@ -570,6 +695,7 @@ class Engine:
         self._expire_timeouts(now)
         outcomes, self._outcomes = self._outcomes, []
         logs, self._logs = self._logs, []
+        chunks, self._chunks = self._chunks, []
         workers = {w.id: w for w in self.workers}
         claims = []
         if claim:
@@ -585,6 +711,7 @@ class Engine:
                 now,
                 outcomes,
                 logs,
+                chunks,
                 claims,
                 self._waiters,
                 check_runs,
@@ -593,16 +720,20 @@ class Engine:
                 # Engines without workers write only when a stored deadline is due.
                 maintenance=bool(self.workers)
                 or (self._store_deadline is not None and self._store_deadline <= now),
+                wall=time.time(),
             )
         except asyncio.CancelledError:
             raise  # the job was submitted and runs to its end: re-queueing would double it
         except Exception:
             self._outcomes[:0] = outcomes  # the job rolled back: write them next time
             self._logs[:0] = logs
+            self._chunks[:0] = chunks
             raise
         if outcomes or result.claimed or result.finished_runs:
             self._last_activity = time.monotonic()
         self._store_deadline = result.next_deadline
+        if self._listeners and (chunks or result.finished_runs):
+            self._notify_listeners()
         for claimed in result.claimed:
             self._start(claimed, workers)
         for task_id in result.cancelled_running:

@@ -37,19 +37,6 @@ class DurableHistoryError(HatchliteError):
     """A durable task's stored history cannot be replayed (it is damaged)."""
 
 
-_stream_warned = False
-
-
-def _warn_stream_once() -> None:
-    global _stream_warned
-    if not _stream_warned:
-        _stream_warned = True
-        logger.warning(
-            "ctx.put_stream: hatchlite does not serve streams yet (subscribe_to_stream is "
-            "not available), so stream chunks are discarded"
-        )
-
-
 class _InvalidInput(Exception):
     """The stored input no longer validates (the input model changed since the trigger)."""
 
@@ -122,8 +109,7 @@ class Execution:
         self.engine.threadsafe(self.engine.release_slot, self)
 
     def put_stream(self, data: str) -> None:
-        # Nothing reads streams yet: keeping chunks would only leak memory.
-        _warn_stream_once()
+        self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
 
     # -- the attempt -------------------------------------------------------------
 
@@ -211,8 +197,13 @@ class Execution:
             except BaseException as exc:
                 # KeyboardInterrupt, SystemExit, GeneratorExit and other BaseExceptions
                 # from a task fail its attempt like any exception (and are retried): the
-                # engine thread never sees them, so a task cannot stop the engine.
-                outcome = self._failed(exc, retryable=True)
+                # engine thread never sees them, so a task cannot stop the engine. An
+                # error the task raised while being cancelled or timed out still ends the
+                # attempt as cancelled or timed out.
+                if self.cancelled or self.timed_out:
+                    outcome = self._interrupted()
+                else:
+                    outcome = self._failed(exc, retryable=True)
             else:
                 if self.cancelled or self.timed_out:
                     outcome = self._interrupted()
@@ -237,6 +228,7 @@ class Execution:
             worker_id=claimed.worker_id,
             retry_count=claimed.retry_count,
             started_at=claimed.started_at,
+            queued_at=claimed.queued_at,
             status=status,
             **fields,
         )

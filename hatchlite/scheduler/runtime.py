@@ -32,6 +32,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = False
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
@@ -65,7 +66,9 @@ class Runtime:
                     exc_info=exc,
                 )
                 continue
-            break  # stopped by shutdown()
+            if self._stopping:
+                break  # stopped by shutdown()
+            logger.error("something called loop.stop() on the hatchlite engine loop; it goes on")
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -116,6 +119,7 @@ class Runtime:
         with self._lock:
             self.loop = None
             self._thread = None
+            self._stopping = True
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)

@@ -8,6 +8,7 @@ them at exit: an abandoned task thread dies with the process.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable
@@ -27,19 +28,27 @@ class _WorkItem:
         self.fn = fn
         self.args = args
 
-    def run(self) -> None:
+    def run(self) -> Callable[[], None]:
+        """Call the function; returns what resolves the future (the caller first counts
+        its thread as waiting again, so work submitted on that news finds it)."""
         if not self.future.set_running_or_notify_cancel():
-            return
+            return _nothing
         try:
             result = self.fn(*self.args)
         except BaseException as exc:  # a task's KeyboardInterrupt or SystemExit included
-            self.future.set_exception(exc)
-        else:
-            self.future.set_result(result)
+            return functools.partial(self.future.set_exception, exc)
+        return functools.partial(self.future.set_result, result)
+
+
+def _nothing() -> None:
+    pass
 
 
 class TaskThreadPool(Executor):
-    """A pool of up to `max_workers` daemon threads, started on demand."""
+    """Up to `max_workers` daemon threads, started when queued work outnumbers the
+    threads waiting for it. The counts are exact (kept under one lock): `_waiting`
+    threads are ready to take work (started or blocked on the queue), `_queued` work
+    items are not taken yet."""
 
     def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
         self._max_workers = max_workers
@@ -47,25 +56,28 @@ class TaskThreadPool(Executor):
         self._queue: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0
+        self._waiting = 0
+        self._queued = 0
+        self._started = 0
         self._shutdown = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if kwargs:
             raise TypeError("TaskThreadPool.submit takes positional arguments only")
+        future: Future[T] = Future()
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
-            future: Future[T] = Future()
             self._queue.put(_WorkItem(future, fn, args))
-            if self._idle == 0 and self._threads < self._max_workers:
+            self._queued += 1
+            if self._queued > self._waiting and self._threads < self._max_workers:
                 self._threads += 1
+                self._waiting += 1
+                self._started += 1
                 threading.Thread(
-                    target=self._work, name=f"{self._prefix}-{self._threads}", daemon=True
+                    target=self._work, name=f"{self._prefix}-{self._started}", daemon=True
                 ).start()
-            else:
-                self._idle = max(0, self._idle - 1)
-            return future
+        return future
 
     def _work(self) -> None:
         while True:
@@ -73,33 +85,37 @@ class TaskThreadPool(Executor):
                 item = self._queue.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
-                    if self._queue.empty():
+                    if self._queued == 0:  # nothing left for this thread: it ends
+                        self._waiting -= 1
                         self._threads -= 1
-                        self._idle = max(0, self._idle - 1)
                         return
                 continue
-            if item is None:
-                with self._lock:
+            with self._lock:
+                self._waiting -= 1
+                if item is None:  # shutdown
                     self._threads -= 1
-                return
-            item.run()
+                    return
+                self._queued -= 1
+            resolve = item.run()
             del item
             with self._lock:
-                self._idle += 1
+                self._waiting += 1
+            resolve()
+            del resolve
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking work; running task threads are not waited for (`wait` only
-        waits for nothing more to be queued)."""
+        """Stop taking work; running task threads are not waited for."""
         with self._lock:
             self._shutdown = True
             threads = self._threads
-        if cancel_futures:
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    item.future.cancel()
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        self._queued -= 1
+                        item.future.cancel()
         for _ in range(threads):
             self._queue.put(None)

@@ -44,6 +44,8 @@ class LocalWorker:
         self.used = 0
         self.used_durable = 0
         self.accepting = True
+        self.paused = False  # paused through the workers API: takes no new tasks
+        self.suspects = 0  # running suspect tasks (see ClaimedTask.suspect): nothing else
         self.lifespan_value: Any = None
         self.running: dict[str, Execution] = {}
         # Slots bound how many tasks run; threads are made on demand, with headroom for
@@ -53,7 +55,7 @@ class LocalWorker:
         # Durable tasks resuming after a wait, queued for a slot (served before new claims).
         self._resuming: deque[tuple[Execution, asyncio.Future[None]]] = deque()
         self._runnable_cache: (
-            tuple[int, tuple[str, ...], frozenset[tuple[str, str]], bool] | None
+            tuple[object, tuple[str, ...], frozenset[tuple[str, str]], bool] | None
         ) = None
 
     @property
@@ -75,7 +77,7 @@ class LocalWorker:
         ]
 
     def _runnable(
-        self, defined: dict[str, BaseWorkflow[Any]], version: int
+        self, defined: dict[str, BaseWorkflow[Any]], version: object
     ) -> tuple[tuple[str, ...], frozenset[tuple[str, str]], bool]:
         """(workflows served, (workflow, task) pairs it can run, serves durable tasks),
         recomputed only when the process's definitions change."""
@@ -93,9 +95,9 @@ class LocalWorker:
         return served, pairs, durable
 
     def claim_request(
-        self, defined: dict[str, BaseWorkflow[Any]], version: int = 0
+        self, defined: dict[str, BaseWorkflow[Any]], version: object = 0
     ) -> ClaimRequest | None:
-        if not self.accepting:
+        if not self.accepting or self.paused or self._suspect_running():
             return None
         served, runnable, serves_durable = self._runnable(defined, version)
         free = max(0, self.slots - self.used)
@@ -106,7 +108,8 @@ class LocalWorker:
             free_durable = 0
         if free <= 0 and free_durable <= 0:
             return None
-        return ClaimRequest(self.id, served, free, free_durable, runnable)
+        busy = self.used > 0 or self.used_durable > 0
+        return ClaimRequest(self.id, served, free, free_durable, runnable, busy)
 
     def _serves_durable(
         self, served: tuple[str, ...], defined: dict[str, BaseWorkflow[Any]]
@@ -117,8 +120,16 @@ class LocalWorker:
                 return True
         return False
 
+    def _suspect_running(self) -> bool:
+        """A suspect task runs alone, but not while it waits (a durable wait holds no
+        slot: its children must be able to run)."""
+        return bool(self.suspects) and any(
+            e.claimed.suspect and e.slot_held for e in self.running.values()
+        )
+
     def take(self, execution: Execution) -> None:
         self.running[execution.task_id] = execution
+        self.suspects += execution.claimed.suspect
         self._hold(execution)
 
     def release(self, execution: Execution) -> None:
@@ -162,7 +173,8 @@ class LocalWorker:
 
     def forget(self, execution: Execution) -> None:
         self.release(execution)
-        self.running.pop(execution.task_id, None)
+        if self.running.pop(execution.task_id, None) is not None:
+            self.suspects -= execution.claimed.suspect
         self.tasks_done += 1
 
     @property

@@ -7,12 +7,17 @@ database thread (see `db.py`), so concurrent callers share transactions.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Container
+from collections.abc import Callable, Collection, Container
+from typing import Any, TypeVar
 
 from hatchlite.store import durable as _durable
+from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
+from hatchlite.store import streams as _streams
 from hatchlite.store import tasks as _tasks
+from hatchlite.store import views as _views
 from hatchlite.store import workers as _workers
+from hatchlite.store import workflows as _workflows
 from hatchlite.store.db import Database, DatabaseLockedError
 from hatchlite.store.durable import ConditionSpec, EventIn, HistoryEntry, Node, StoredEvent
 from hatchlite.store.records import (
@@ -28,7 +33,10 @@ from hatchlite.store.records import (
     WorkflowShape,
 )
 from hatchlite.store.shapes import ShapeCache, UnknownWorkflowError
+from hatchlite.store.streams import Chunk, ChunkIn
 from hatchlite.store.workers import WorkerRow
+
+T = TypeVar("T")
 
 __all__ = [
     "ClaimRequest",
@@ -130,6 +138,105 @@ class Store:
     async def terminal_among(self, run_ids: list[str]) -> dict[str, str]:
         return await self.db.run(lambda conn: _runs.terminal_among(conn, run_ids), write=False)
 
+    async def stream_chunks(self, run_id: str, after: int) -> tuple[list[Chunk], str | None]:
+        return await self.db.run(
+            lambda conn: _streams.chunks_after_txn(conn, run_id, after), write=False
+        )
+
+    async def shape(self, workflow_name: str) -> WorkflowShape:
+        """The registered shape of a workflow; `UnknownWorkflowError` if none."""
+        return await self._read(self.shapes.get, workflow_name)
+
+    async def replay(self, ids: list[str], now: float) -> list[str]:
+        return await self.db.run(lambda conn: _runs.replay_txn(conn, ids, self.shapes, now))
+
+    # -- reading runs back -------------------------------------------------------------
+
+    async def run_bundle(self, run_id: str) -> _views.RunBundle | None:
+        """A run with its tasks, attempts, task events and shape (None if unknown)."""
+        return await self._read(_views.run_bundle_txn, self.shapes, run_id)
+
+    async def run_page(self, query: _views.RunQuery) -> _views.PageBundle:
+        """One page of runs (or task runs) matching `query`, with what hangs off them."""
+        return await self._read(_views.page_bundle_txn, self.shapes, query)
+
+    async def task_bundle(
+        self, task_id: str
+    ) -> tuple[_views.TaskRecord, _views.RunRecord, WorkflowShape | None, int] | None:
+        return await self._read(_views.task_bundle_txn, self.shapes, task_id)
+
+    async def logs(
+        self, task_id: str, limit: int, since: float | None, until: float | None
+    ) -> list[_views.LogRecord]:
+        return await self._read(_views.logs_txn, task_id, limit, since, until)
+
+    async def task_counts(self, query: _views.RunQuery) -> dict[str, int]:
+        return await self._read(_views.task_counts_txn, query)
+
+    async def active_counts(self) -> dict[tuple[str, str, str], int]:
+        return await self._read(_views.active_counts_txn)
+
+    async def workflows(
+        self, name: str | None, limit: int | None, offset: int
+    ) -> tuple[list[_workflows.WorkflowRecord], int]:
+        return await self._read(_workflows.list_txn, name, limit, offset)
+
+    async def workflow(self, workflow_id: str) -> _workflows.WorkflowRecord | None:
+        return await self._read(_workflows.get_txn, workflow_id)
+
+    async def workflow_by_name(self, name: str) -> _workflows.WorkflowRecord | None:
+        return await self._read(_workflows.by_name_txn, name)
+
+    async def workers(self, wall: float) -> list[_workers.WorkerRecord]:
+        return await self._read(_workers.list_workers_txn, wall)
+
+    async def worker(self, worker_id: str, wall: float) -> _workers.WorkerRecord | None:
+        return await self._read(_workers.get_worker_txn, worker_id, wall)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.db.run(lambda conn: fn(conn, *args), write=False)
+
+    async def purge(self, cutoff: float, statuses: list[str], batch: int) -> int:
+        """Delete one batch of finished runs (and pushed events) older than `cutoff`."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            deleted = _retention.purge_runs_txn(conn, cutoff, statuses, batch)
+            return deleted + _retention.purge_events_txn(conn, cutoff, batch)
+
+        return await self.db.run(job)
+
+    async def incremental_vacuum(self, pages: int) -> int:
+        return await self.db.run(lambda conn: _retention.incremental_vacuum_txn(conn, pages))
+
+    # -- workflows and workers as rows ---------------------------------------------------
+
+    async def delete_workflow(self, workflow_id: str) -> str | None:
+        name = await self.db.run(lambda conn: _workflows.delete_txn(conn, workflow_id))
+        if name is not None:
+            self.shapes.forget(name)
+        return name
+
+    async def pause_workflow(
+        self,
+        workflow_id: str,
+        paused: bool,
+        now: float,
+        queue_ttl: float | None = None,
+        cron_behavior: str | None = None,
+        scheduled_behavior: str | None = None,
+    ) -> bool:
+        return await self.db.run(
+            lambda conn: _workflows.set_paused_txn(
+                conn, workflow_id, paused, now, queue_ttl, cron_behavior, scheduled_behavior
+            )
+        )
+
+    async def pause_worker(self, worker_id: str, paused: bool) -> bool:
+        return await self.db.run(lambda conn: _workers.set_paused_txn(conn, worker_id, paused))
+
+    async def mark_draining(self, worker_id: str) -> None:
+        await self.db.run(lambda conn: _workers.mark_draining_txn(conn, worker_id))
+
     # -- the scheduler's step ----------------------------------------------------
 
     async def tick(
@@ -137,12 +244,14 @@ class Store:
         now: float,
         outcomes: list[Outcome],
         logs: list[LogLine],
+        chunks: list[ChunkIn],
         claims: list[ClaimRequest],
         watched: Container[str] = (),
         check_runs: list[str] | None = None,
         check_running: list[str] | None = None,
         check_durable: list[Node] | None = None,
         maintenance: bool = True,
+        wall: float = 0.0,
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
@@ -155,9 +264,10 @@ class Store:
         A step with nothing to write takes no write lock, so a process that only
         triggers and waits never blocks the workers.
         """
-        write = bool(outcomes or logs or claims or maintenance)
+        write = bool(outcomes or logs or chunks or claims or maintenance)
 
         def job(conn: sqlite3.Connection) -> TickResult:
+            paused = _workflows.paused_txn(conn) if claims or maintenance else {}
             durable = _durable.fire_timers_txn(conn, now) if maintenance else {}
             if check_durable:
                 durable.update(_durable.satisfied_among_txn(conn, check_durable))
@@ -166,11 +276,14 @@ class Store:
                 settler.finish(outcome)
             if maintenance:
                 _tasks.expire_schedule_timeouts(settler)
+                if paused:
+                    _workflows.expire_paused_txn(settler, paused)
             settler.close()
             _tasks.insert_logs(conn, logs)
+            _streams.insert_chunks(conn, chunks)
             claimed: list[ClaimedTask] = []
             for request in claims:
-                claimed.extend(_tasks.claim_txn(conn, request, self.shapes, now))
+                claimed.extend(_tasks.claim_txn(conn, request, self.shapes, now, paused, wall))
             finished = settler.finished_runs
             wanted = [run_id for run_id in finished if run_id in watched]
             if check_runs:
@@ -180,7 +293,10 @@ class Store:
                 claimed=claimed,
                 finished_runs=finished,
                 cancelled_running=cancelled,
-                next_deadline=_tasks.next_deadline(conn, now),
+                next_deadline=_earliest(
+                    _tasks.next_deadline(conn, now),
+                    _workflows.next_pause_expiry(conn, paused) if paused else None,
+                ),
                 results=_runs.results_txn(conn, wanted) if wanted else {},
                 durable=durable,
             )
@@ -264,13 +380,15 @@ class Store:
         wall: float,
         lease: float,
         actions: dict[str, list[str]] | None = None,
-    ) -> int:
+    ) -> tuple[int, set[str]]:
         """Extend this process's leases (and update the action ids of `actions`), and
-        release workers that are gone."""
+        release workers that are gone. Returns how many task runs went back to the queue,
+        and which of `worker_ids` are paused."""
 
-        def job(conn: sqlite3.Connection) -> int:
+        def job(conn: sqlite3.Connection) -> tuple[int, set[str]]:
             _workers.heartbeat_txn(conn, worker_ids, wall, lease, actions)
-            return _workers.recover_txn(conn, self.shapes, now, wall)
+            requeued = _workers.recover_txn(conn, self.shapes, now, wall)
+            return requeued, _workers.paused_among_txn(conn, worker_ids)
 
         return await self.db.run(job)
 
@@ -292,3 +410,8 @@ class Store:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
         return await self.db.run(job, write=False)
+
+
+def _earliest(*instants: float | None) -> float | None:
+    known = [t for t in instants if t is not None]
+    return min(known) if known else None

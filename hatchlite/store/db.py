@@ -200,6 +200,9 @@ class Database:
                     if nxt is not _KICK:
                         batch.append(nxt)
                 self._run_batch(conn, batch)
+                # Drop the jobs (and the data their closures hold) before waiting again.
+                del batch
+                item = nxt = None
                 if stop:
                     break
         finally:
@@ -477,7 +480,9 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         # retried by `_run_batch` with short sleeps, which keeps cross-process latency low
         # where SQLite's own busy handler backs off (1, 2, 5, 10 ms ...).
         conn.execute("PRAGMA busy_timeout = 10000")
-        _check_ours(conn, path)
+        if _check_ours(conn, path):
+            # A new file: let `runs.purge` give freed pages back to the file system.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         if path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -520,12 +525,13 @@ def _check_access(path: str) -> None:
         raise _read_only_folder_error(path, path)
 
 
-def _check_ours(conn: sqlite3.Connection, path: str) -> None:
-    """Refuse a file that is not a hatchlite database, before writing anything to it."""
+def _check_ours(conn: sqlite3.Connection, path: str) -> bool:
+    """Refuse a file that is not a hatchlite database, before writing anything to it.
+    Returns whether the database is new (empty)."""
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if not tables and version == 0:
-        return  # a new, empty database
+        return True
     if "hatchlite_meta" not in tables:
         raise DatabaseError(
             f"{path} is a SQLite database but not a hatchlite database "
@@ -539,6 +545,7 @@ def _check_ours(conn: sqlite3.Connection, path: str) -> None:
             f"{path} was written by a newer hatchlite (schema version {version}; this "
             f"version knows up to {LATEST_VERSION}); upgrade hatchlite to open it"
         )
+    return False
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:

@@ -75,6 +75,7 @@ class ClaimRequest:
     # (workflow, task) pairs the worker has code for: rows of other tasks stay queued for
     # a worker that can run them (another process may define another version).
     runnable: frozenset[tuple[str, str]] | None = None
+    busy: bool = False  # the worker runs a task now (a suspect task only runs alone)
 
 
 @dataclass(slots=True)
@@ -99,6 +100,9 @@ class ClaimedTask:
     # Durable tasks: their history so far, and how many times the task was started.
     history: list[Any] | None = None
     invocation_count: int = 1
+    queued_at: float | None = None
+    is_durable: bool = False
+    suspect: bool = False  # its worker died while running it before: it runs alone
 
 
 @dataclass(slots=True)
@@ -117,6 +121,7 @@ class Outcome:
     error_json: str | None = None
     retry_at: float | None = None  # set: re-queue for another attempt at this instant
     attempt_status: str | None = None  # what the attempt row says, when not `status`
+    queued_at: float | None = None  # when this attempt was queued
 
 
 # A task event row: task run id, workflow run id, retry count, event type, message,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
-from hatchlite.exceptions import RunNotFoundError
+from hatchlite.exceptions import HatchliteError, RunNotFoundError
 from hatchlite.store.records import (
     ACTIVE,
     TERMINAL,
@@ -14,6 +14,7 @@ from hatchlite.store.records import (
     TaskEvent,
     TaskRow,
     TriggerResult,
+    WorkflowShape,
 )
 from hatchlite.store.shapes import ShapeCache
 from hatchlite.store.tasks import Settler, chunks, insert_task_events, marks
@@ -249,3 +250,134 @@ def statuses_txn(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, str]
 def terminal_among(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, str]:
     """The runs of `run_ids` that have ended, with their status."""
     return {k: v for k, v in statuses_txn(conn, run_ids).items() if v in TERMINAL}
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+class RunNotFinishedError(HatchliteError, ValueError):
+    """A replay named a run (or task run) that has not finished."""
+
+
+def replay_txn(
+    conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
+) -> list[str]:
+    """Queue finished runs again (by workflow run id, or by task run id for one task and
+    its descendants). In a run that did not complete, its failed and cancelled tasks and
+    their descendants run again and completed outputs are kept; a completed run runs
+    whole. Each task run that goes again keeps its id and counts one more retry.
+    Returns the workflow run ids replayed."""
+    unknown = _unknown_ids(conn, ids)
+    if unknown:
+        raise RunNotFoundError(f"no workflow run or task run with id {unknown[0]!r}")
+    replayed: list[str] = []
+    events: list[TaskEvent] = []
+    for target in ids:
+        run_id, only = _replay_target(conn, target)
+        status = conn.execute(
+            "SELECT status, workflow_name FROM workflow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if status[0] not in TERMINAL:
+            raise RunNotFinishedError(
+                f"run {run_id} is {status[0]}; only finished runs can be replayed (nothing was "
+                f"replayed)"
+            )
+        shape = shapes.get(conn, status[1])
+        tasks = {
+            name: (task_id, task_status, retry_count)
+            for task_id, name, task_status, retry_count in conn.execute(
+                "SELECT id, task_name, status, retry_count FROM task_runs WHERE workflow_run_id = ?",
+                (run_id,),
+            )
+        }
+        if only is not None:
+            blocked = [
+                p for p in shape.task(only).parents if tasks.get(p, ("", "", 0))[1] != "COMPLETED"
+            ]
+            if blocked:
+                raise RunNotFinishedError(
+                    f"task {only!r} of run {run_id} cannot be replayed alone: its parent "
+                    f"{blocked[0]!r} did not complete (replay the run instead)"
+                )
+        again = _tasks_to_replay(shape, tasks, only, status[0])
+        if shape.on_failure is not None and shape.on_failure.name in tasks:
+            # It runs again only if the replay fails again.
+            conn.execute(
+                "DELETE FROM task_runs WHERE workflow_run_id = ? AND task_name = ?",
+                (run_id, shape.on_failure.name),
+            )
+        for name in again:
+            task_id, _, retry_count = tasks[name]
+            waiting_on = [
+                p
+                for p in shape.task(name).parents
+                if p in again or tasks.get(p, ("", ""))[1] != "COMPLETED"
+            ]
+            queued = not waiting_on
+            conn.execute(
+                """UPDATE task_runs SET status = ?, parents_left = ?, retry_count = retry_count + 1,
+                       output = NULL, error = NULL, worker_id = NULL, timeout_at = NULL,
+                       started_at = NULL, finished_at = NULL, lost_count = 0, lost_alone = 0,
+                       available_at = ?,
+                       queued_at = ?, schedule_deadline = ?
+                   WHERE id = ?""",
+                (
+                    "QUEUED" if queued else "PENDING",
+                    len(waiting_on),
+                    now,
+                    now if queued else None,
+                    now + shape.task(name).schedule_timeout if queued else None,
+                    task_id,
+                ),
+            )
+            # A durable task replays its history; a wait it had not finished is opened
+            # afresh by the replay.
+            conn.execute(
+                "DELETE FROM durable_conditions WHERE task_run_id = ? AND node_id IN "
+                "(SELECT node_id FROM durable_events WHERE task_run_id = ? AND status = 'PENDING')",
+                (task_id, task_id),
+            )
+            conn.execute(
+                "DELETE FROM durable_events WHERE task_run_id = ? AND status = 'PENDING'",
+                (task_id,),
+            )
+            events.append(
+                (task_id, run_id, retry_count + 1, "RETRIED_BY_USER", "replayed", None, now)
+            )
+        conn.execute(
+            "UPDATE workflow_runs SET status = 'QUEUED', finished_at = NULL WHERE id = ?",
+            (run_id,),
+        )
+        replayed.append(run_id)
+    insert_task_events(conn, events)
+    return replayed
+
+
+def _replay_target(conn: sqlite3.Connection, target: str) -> tuple[str, str | None]:
+    """(workflow run id, the task name to replay alone with its descendants, or None)."""
+    if conn.execute("SELECT 1 FROM workflow_runs WHERE id = ?", (target,)).fetchone():
+        return target, None
+    row = conn.execute(
+        "SELECT workflow_run_id, task_name FROM task_runs WHERE id = ?", (target,)
+    ).fetchone()
+    return str(row[0]), str(row[1])
+
+
+def _tasks_to_replay(
+    shape: WorkflowShape,
+    tasks: dict[str, tuple[str, str, int]],
+    only: str | None,
+    run_status: str,
+) -> list[str]:
+    """Names of the task runs to queue again, in the shape's order."""
+    if only is not None:
+        chosen = {only, *shape.task(only).descendants}
+    elif run_status == "COMPLETED":
+        chosen = set(shape.tasks)
+    else:
+        chosen = set()
+        for name, (_, status, _) in tasks.items():
+            if name in shape.tasks and status in ("FAILED", "CANCELLED"):
+                chosen.add(name)
+                chosen.update(shape.tasks[name].descendants)
+    return [name for name in shape.tasks if name in chosen and name in tasks]

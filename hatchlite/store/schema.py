@@ -181,10 +181,43 @@ _V3 = [
     """ALTER TABLE task_runs ADD COLUMN lost_count INTEGER NOT NULL DEFAULT 0""",
 ]
 
+# Reading runs back (the runs, logs, workers, workflows and metrics APIs), pausing,
+# streams and retention.
+_V4 = [
+    """ALTER TABLE workflow_runs ADD COLUMN triggering_event_id TEXT""",
+    """CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow_name, created_at)""",
+    """CREATE INDEX workflow_runs_finished ON workflow_runs (finished_at)
+        WHERE finished_at IS NOT NULL""",
+    """CREATE INDEX workflow_runs_event ON workflow_runs (triggering_event_id)
+        WHERE triggering_event_id IS NOT NULL""",
+    """CREATE INDEX workflow_runs_parent_run ON workflow_runs (parent_workflow_run_id)
+        WHERE parent_workflow_run_id IS NOT NULL""",
+    """CREATE INDEX task_runs_created ON task_runs (created_at)""",
+    """ALTER TABLE task_attempts ADD COLUMN queued_at REAL""",
+    # Deaths of its worker while the task run was the only one running there: those are
+    # surely its own doing (see store/workers.py MAX_LOST).
+    """ALTER TABLE task_runs ADD COLUMN lost_alone INTEGER NOT NULL DEFAULT 0""",
+    """ALTER TABLE workers ADD COLUMN is_paused INTEGER NOT NULL DEFAULT 0""",
+    """ALTER TABLE workflows ADD COLUMN paused_at REAL""",
+    """ALTER TABLE workflows ADD COLUMN pause_queue_ttl REAL""",
+    """ALTER TABLE workflows ADD COLUMN paused_cron_behavior TEXT""",
+    """ALTER TABLE workflows ADD COLUMN paused_scheduled_behavior TEXT""",
+    """CREATE TABLE stream_chunks (
+        id INTEGER PRIMARY KEY,
+        workflow_run_id TEXT NOT NULL,
+        task_run_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE INDEX stream_chunks_run ON stream_chunks (workflow_run_id, id)""",
+    """CREATE INDEX events_created ON events (created_at)""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
+    (4, _V4),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -62,6 +62,12 @@ class ShapeCache:
         row = conn.execute("SELECT id FROM workflows WHERE name = ?", (shape.name,)).fetchone()
         return str(row[0])
 
+    def forget(self, name: str) -> None:
+        """Drop what is known of workflow `name` (its row was deleted)."""
+        with self._lock:
+            self._shapes.pop(name, None)
+            self._registered.pop(name, None)
+
     def put(self, shape: WorkflowShape) -> None:
         with self._lock:
             self._shapes[shape.name] = shape

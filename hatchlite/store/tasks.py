@@ -12,7 +12,8 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
+from typing import Any
 
 from hatchlite.store.records import (
     ACTIVE,
@@ -22,6 +23,7 @@ from hatchlite.store.records import (
     Outcome,
     TaskEvent,
     WorkflowShape,
+    shape_from_json,
 )
 from hatchlite.store.shapes import ShapeCache
 
@@ -41,76 +43,71 @@ def marks(n: int) -> str:
 # -- claim ---------------------------------------------------------------------------
 
 
+_CLAIM_PAGES = 8  # pages read past task runs another version of a workflow must run
+
+
 def claim_txn(
-    conn: sqlite3.Connection, req: ClaimRequest, shapes: ShapeCache, now: float
+    conn: sqlite3.Connection,
+    req: ClaimRequest,
+    shapes: ShapeCache,
+    now: float,
+    paused: Container[str] = (),
+    wall: float = 0.0,
 ) -> list[ClaimedTask]:
-    """Take up to the worker's free slots of ready tasks, highest priority first."""
+    """Take up to the worker's free slots of ready tasks, highest priority first (none of
+    `paused` workflows).
+
+    A task run the workflow's registered definition lacks fails (no process can run
+    it); one this worker has no code for is left for a worker that has (another
+    process runs another version). A task run whose worker died while running it is a
+    suspect: it runs alone, so a death while it runs is surely its own (see
+    store/workers.py)."""
     limit = req.free_slots + req.free_durable_slots
-    if limit <= 0 or not req.workflows:
+    workflows = [name for name in req.workflows if name not in paused]
+    if limit <= 0 or not workflows:
         return []
-    rows = conn.execute(
-        f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count, priority
-            FROM task_runs
-            WHERE status = 'QUEUED' AND workflow_name IN ({marks(len(req.workflows))})
-              AND available_at <= ?
-            ORDER BY priority DESC, seq LIMIT ?""",
-        # Read past the first rows: some may not fit (durable slots full, slot_cost).
-        (*req.workflows, now, limit * 4 + 16),
-    ).fetchall()
-    if not rows:
-        return []
-    free, free_durable = req.free_slots, req.free_durable_slots
-    chosen: list[ClaimedTask] = []
-    updates: list[tuple[object, ...]] = []
-    dag_runs: list[str] = []
-    durable: list[ClaimedTask] = []
-    for seq, task_id, run_id, wf_name, task_name, retry_count, priority in rows:
-        if free <= 0 and free_durable <= 0:
+    picker = _Picker(req, now)
+    elsewhere = _Elsewhere(conn, wall)
+    page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
+    for number in range(_CLAIM_PAGES):
+        rows = conn.execute(
+            f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
+                       priority, queued_at, lost_count
+                FROM task_runs
+                WHERE status = 'QUEUED' AND workflow_name IN ({marks(len(workflows))})
+                  AND available_at <= ?
+                ORDER BY priority DESC, seq LIMIT ? OFFSET ?""",
+            (*workflows, now, page, number * page),
+        ).fetchall()
+        other_versions = 0
+        for row in rows:
+            if picker.done:
+                break
+            _, task_id, run_id, wf_name, task_name, retry_count, *_ = row
+            shape = shapes.get(conn, wf_name)
+            if req.runnable is not None and (wf_name, task_name) not in req.runnable:
+                if elsewhere.runnable(wf_name, task_name):
+                    other_versions += 1  # left for a worker of the version that has it
+                else:
+                    _fail_undefined(
+                        conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count
+                    )
+            elif not _has_task(shape, task_name):
+                _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
+            else:
+                picker.offer(row, shape)
+        if picker.done or len(rows) < page or not other_versions:
             break
-        if req.runnable is not None and (wf_name, task_name) not in req.runnable:
-            continue
-        shape = shapes.get(conn, wf_name)
-        task_shape = shape.tasks.get(task_name)
-        if task_shape is None and (shape.on_failure is None or shape.on_failure.name != task_name):
-            _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
-            continue
-        task_shape = shape.task(task_name)
-        if task_shape.is_durable:
-            if free_durable < 1:
-                continue
-            free_durable -= 1
-        else:
-            if free < task_shape.slot_cost:
-                continue
-            free -= task_shape.slot_cost
-        timeout_at = now + task_shape.execution_timeout if task_shape.execution_timeout else None
-        updates.append((req.worker_id, now, timeout_at, seq))
-        claimed = ClaimedTask(
-            task_id=task_id,
-            run_id=run_id,
-            workflow_name=wf_name,
-            task_name=task_name,
-            retry_count=retry_count,
-            priority=priority,
-            input_json="",
-            metadata_json="",
-            timeout_at=timeout_at,
-            worker_id=req.worker_id,
-            started_at=now,
-        )
-        chosen.append(claimed)
-        if shape.is_dag:
-            dag_runs.append(run_id)
-        if task_shape.is_durable:
-            durable.append(claimed)
+    chosen = picker.chosen
     if not chosen:
         return []
+    durable = [c for c in chosen if c.is_durable]
     if durable:
         _attach_history(conn, durable)
     conn.executemany(
         """UPDATE task_runs SET status = 'RUNNING', worker_id = ?, started_at = ?, timeout_at = ?
            WHERE seq = ? AND status = 'QUEUED'""",
-        updates,
+        picker.updates,
     )
     run_ids = list({c.run_id: None for c in chosen})
     conn.executemany(
@@ -118,8 +115,94 @@ def claim_txn(
         "WHERE id = ? AND status = 'QUEUED'",
         [(now, run_id) for run_id in run_ids],
     )
-    _attach_run_data(conn, shapes, chosen, run_ids, dag_runs)
+    _attach_run_data(conn, shapes, chosen, run_ids, picker.dag_runs)
     return chosen
+
+
+def _has_task(shape: WorkflowShape, name: str) -> bool:
+    return name in shape.tasks or (shape.on_failure is not None and shape.on_failure.name == name)
+
+
+class _Elsewhere:
+    """Whether a task run this worker has no code for can run elsewhere: a live worker
+    serves it, or the workflow's registered definition (read afresh: another process
+    may have registered a newer version) has it. Read once per claim, when needed."""
+
+    def __init__(self, conn: sqlite3.Connection, wall: float) -> None:
+        self.conn = conn
+        self.wall = wall
+        self._live: set[str] | None = None
+        self._registered: dict[str, WorkflowShape | None] = {}
+
+    def runnable(self, workflow_name: str, task_name: str) -> bool:
+        from hatchlite.store.workers import live_actions_txn
+
+        if self._live is None:
+            self._live = live_actions_txn(self.conn, self.wall)
+        if f"{workflow_name.lower()}:{task_name}" in self._live:
+            return True
+        if workflow_name not in self._registered:
+            row = self.conn.execute(
+                "SELECT shape FROM workflows WHERE name = ?", (workflow_name,)
+            ).fetchone()
+            self._registered[workflow_name] = shape_from_json(row[0]) if row else None
+        shape = self._registered[workflow_name]
+        return shape is not None and _has_task(shape, task_name)
+
+
+class _Picker:
+    """The claims of one worker in one step, within its free slots."""
+
+    def __init__(self, req: ClaimRequest, now: float) -> None:
+        self.req = req
+        self.now = now
+        self.free = req.free_slots
+        self.free_durable = req.free_durable_slots
+        self.chosen: list[ClaimedTask] = []
+        self.updates: list[tuple[object, ...]] = []
+        self.dag_runs: list[str] = []
+        self.done = False
+
+    def offer(self, row: tuple[Any, ...], shape: WorkflowShape) -> None:
+        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost = row
+        task = shape.task(task_name)
+        if lost:
+            if self.req.busy or self.chosen:
+                self.done = True  # it runs alone: take nothing more until this worker drains
+                return
+            self.done = True  # it is all this worker takes now
+        if task.is_durable:
+            if self.free_durable < 1:
+                return
+            self.free_durable -= 1
+        else:
+            if self.free < task.slot_cost:
+                return
+            self.free -= task.slot_cost
+        timeout_at = self.now + task.execution_timeout if task.execution_timeout else None
+        self.updates.append((self.req.worker_id, self.now, timeout_at, seq))
+        self.chosen.append(
+            ClaimedTask(
+                task_id=task_id,
+                run_id=run_id,
+                workflow_name=wf_name,
+                task_name=task_name,
+                retry_count=retry_count,
+                priority=priority,
+                input_json="",
+                metadata_json="",
+                timeout_at=timeout_at,
+                worker_id=self.req.worker_id,
+                started_at=self.now,
+                queued_at=queued_at,
+                is_durable=task.is_durable,
+                suspect=bool(lost),
+            )
+        )
+        if shape.is_dag:
+            self.dag_runs.append(run_id)
+        if self.free <= 0 and self.free_durable <= 0:
+            self.done = True
 
 
 def _fail_undefined(
@@ -132,13 +215,15 @@ def _fail_undefined(
     task_name: str,
     retry_count: int,
 ) -> None:
-    """A queued task its workflow's registered definition does not have (another process
-    runs another version of the workflow): fail it and end its run, rather than stall."""
+    """A queued task no process can run (no running worker serves it, and its
+    workflow's registered definition does not have it: it was removed or renamed): fail
+    it and end its run, rather than leave it queued for nobody."""
     error = json.dumps(
         {
             "exc_type": "HatchetError",
             "message": f"task {task_name!r} is not in the registered definition of workflow "
-            f"{wf_name!r}; processes on this database define different versions",
+            f"{wf_name!r} and no running worker serves it (was it removed or renamed while "
+            f"runs were queued?)",
             "trace": "",
         }
     )
@@ -245,9 +330,10 @@ class Settler:
         worker_id: str | None,
         error_json: str | None,
         started_at: float | None,
+        queued_at: float | None = None,
     ) -> None:
         self.attempts.append(
-            (task_id, retry_count, status, worker_id, error_json, started_at, self.now)
+            (task_id, retry_count, status, worker_id, error_json, queued_at, started_at, self.now)
         )
 
     def finish(self, outcome: Outcome) -> None:
@@ -285,6 +371,7 @@ class Settler:
                 outcome.worker_id,
                 None,
                 outcome.started_at,
+                outcome.queued_at,
             )
             return
         if outcome.retry_at is not None:
@@ -312,6 +399,7 @@ class Settler:
                     outcome.worker_id,
                     outcome.error_json,
                     outcome.started_at,
+                    outcome.queued_at,
                 )
             return
         cur = conn.execute(
@@ -335,6 +423,7 @@ class Settler:
             outcome.worker_id,
             outcome.error_json,
             outcome.started_at,
+            outcome.queued_at,
         )
         if cur.rowcount:
             self.after_terminal(
@@ -426,7 +515,7 @@ class Settler:
         if self.attempts:
             self.conn.executemany(
                 """INSERT INTO task_attempts (task_run_id, retry_count, status, worker_id, error,
-                       started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                       queued_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 self.attempts,
             )
             self.attempts = []

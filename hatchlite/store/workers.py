@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from hatchlite.store.shapes import ShapeCache
 from hatchlite.store.tasks import Settler
@@ -131,7 +132,8 @@ def heartbeat_txn(
     actions: dict[str, list[str]] | None = None,
 ) -> None:
     conn.executemany(
-        "UPDATE workers SET heartbeat_at = ?, expires_at = ? WHERE id = ? AND status = 'ACTIVE'",
+        "UPDATE workers SET heartbeat_at = ?, expires_at = ? "
+        "WHERE id = ? AND status IN ('ACTIVE', 'PAUSED')",
         [(now, now + lease, worker_id) for worker_id in worker_ids],
     )
     if actions:
@@ -150,89 +152,115 @@ def release_txn(settler: Settler, worker_id: str, reason: str, *, died: bool = F
     return requeue_worker_tasks(settler, worker_id, reason, died=died)
 
 
-# A task run whose worker process died while it ran (not while it slept in a durable
-# wait) MAX_LOST times fails instead of going back to the queue again: code that kills
-# its process (os._exit, a segfault, the OOM killer) would otherwise crash-loop a
-# service restarted by systemd forever.
+# A task run whose worker process died while running it (not while it slept in a
+# durable wait) becomes a suspect (`lost_count`): it is claimed only by a worker that
+# runs nothing else, so a death while it runs is surely its own doing (`lost_alone`).
+# After MAX_LOST such deaths it fails instead of going back to the queue: code that
+# kills its process (os._exit, a segfault, the OOM killer) would otherwise crash-loop a
+# service restarted by systemd forever, and take the tasks beside it down each time.
 MAX_LOST = 3
+
+
+class _Held(NamedTuple):
+    """A task run a released worker still held."""
+
+    task_id: str
+    run_id: str
+    retry_count: int
+    started_at: float | None
+    queued_at: float | None
+    workflow_name: str
+    task_name: str
+    lost: int
+    lost_alone: int
+    waiting: bool
 
 
 def requeue_worker_tasks(
     settler: Settler, worker_id: str, reason: str, *, died: bool = False
 ) -> int:
     conn, now = settler.conn, settler.now
-    rows = conn.execute(
-        """SELECT t.id, t.workflow_run_id, t.retry_count, t.started_at, t.workflow_name,
-                  t.task_name, t.lost_count,
-                  EXISTS (SELECT 1 FROM durable_events e
-                          WHERE e.task_run_id = t.id AND e.status = 'PENDING')
-           FROM task_runs t WHERE t.worker_id = ? AND t.status IN ('RUNNING', 'WAITING')""",
-        (worker_id,),
-    ).fetchall()
-    for task_id, run_id, retry_count, started_at, wf_name, task_name, lost, waiting in rows:
-        lost = lost + 1 if died and not waiting else lost
-        if lost >= MAX_LOST:
-            _fail_lost(
-                settler,
-                worker_id,
-                task_id,
-                run_id,
-                retry_count,
-                started_at,
-                wf_name,
-                task_name,
-                lost,
-            )
+    rows = [
+        _Held(*row)
+        for row in conn.execute(
+            """SELECT t.id, t.workflow_run_id, t.retry_count, t.started_at, t.queued_at,
+                      t.workflow_name, t.task_name, t.lost_count, t.lost_alone,
+                      EXISTS (SELECT 1 FROM durable_events e
+                              WHERE e.task_run_id = t.id AND e.status = 'PENDING')
+               FROM task_runs t
+               WHERE t.worker_id = ? AND t.status IN ('RUNNING', 'WAITING')""",
+            (worker_id,),
+        )
+    ]
+    running = [held for held in rows if not held.waiting]
+    for held in rows:
+        lost, lost_alone = held.lost, held.lost_alone
+        if died and not held.waiting:
+            lost += 1
+            lost_alone += len(running) == 1
+        if lost_alone >= MAX_LOST:
+            _fail_lost(settler, worker_id, held, lost_alone)
             continue
         # No schedule deadline: the task already started once (a durable task may have
         # been asleep for days) and must not be cancelled for waiting on a restart.
         cur = conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', worker_id = NULL, timeout_at = NULL,
-                   available_at = ?, queued_at = ?, schedule_deadline = NULL, lost_count = ?
+                   available_at = ?, queued_at = ?, schedule_deadline = NULL, lost_count = ?,
+                   lost_alone = ?
                WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
-            (now, now, lost, task_id, worker_id),
+            (now, now, lost, lost_alone, held.task_id, worker_id),
         )
         if cur.rowcount:
-            settler.record_attempt(task_id, retry_count, reason, worker_id, None, started_at)
+            settler.record_attempt(
+                held.task_id,
+                held.retry_count,
+                reason,
+                worker_id,
+                None,
+                held.started_at,
+                held.queued_at,
+            )
     return len(rows)
 
 
-def _fail_lost(
-    settler: Settler,
-    worker_id: str,
-    task_id: str,
-    run_id: str,
-    retry_count: int,
-    started_at: float | None,
-    wf_name: str,
-    task_name: str,
-    lost: int,
-) -> None:
+def _fail_lost(settler: Settler, worker_id: str, held: _Held, lost: int) -> None:
     error = json.dumps(
         {
             "exc_type": "HatchetError",
-            "message": f"the worker process running task {task_name!r} of workflow "
-            f"{wf_name!r} died {lost} times while running it (a crash, os._exit, a kill "
-            f"or the OOM killer); hatchlite stops re-queueing a task run after {MAX_LOST}",
+            "message": f"the worker process running task {held.task_name!r} of workflow "
+            f"{held.workflow_name!r} died {lost} times while running it alone (a crash, "
+            f"os._exit, a kill or the OOM killer); hatchlite stops re-queueing a task run "
+            f"after {MAX_LOST}",
             "trace": "",
         }
     )
     cur = settler.conn.execute(
         """UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ?, worker_id = NULL,
-               timeout_at = NULL, lost_count = ?
+               timeout_at = NULL, lost_alone = ?
            WHERE id = ? AND status IN ('RUNNING', 'WAITING') AND worker_id = ?""",
-        (error, settler.now, lost, task_id, worker_id),
+        (error, settler.now, lost, held.task_id, worker_id),
     )
     if cur.rowcount:
-        settler.record_attempt(task_id, retry_count, "FAILED", worker_id, error, started_at)
-        settler.after_terminal(run_id, wf_name, task_name, "FAILED", task_id)
+        settler.record_attempt(
+            held.task_id,
+            held.retry_count,
+            "FAILED",
+            worker_id,
+            error,
+            held.started_at,
+            held.queued_at,
+        )
+        settler.after_terminal(
+            held.run_id, held.workflow_name, held.task_name, "FAILED", held.task_id
+        )
 
 
 def live_actions_txn(conn: sqlite3.Connection, wall: float) -> set[str]:
     """The action ids (`workflow:task`, lower-cased workflow) of workers that run now."""
     actions: set[str] = set()
     for pid, hostname, expires_at, pid_start, text in conn.execute(
-        "SELECT pid, hostname, expires_at, pid_start, actions FROM workers WHERE status = 'ACTIVE'"
+        "SELECT pid, hostname, expires_at, pid_start, actions FROM workers "
+        "WHERE status = 'ACTIVE' AND is_paused = 0"
     ):
         if _gone(pid, hostname, expires_at, pid_start, wall):
             continue
@@ -251,9 +279,107 @@ def recover_txn(conn: sqlite3.Connection, shapes: ShapeCache, now: float, wall: 
     settler = Settler(conn, shapes, now)
     requeued = 0
     for worker_id, pid, hostname, expires_at, pid_start in conn.execute(
-        "SELECT id, pid, hostname, expires_at, pid_start FROM workers WHERE status = 'ACTIVE'"
+        "SELECT id, pid, hostname, expires_at, pid_start FROM workers "
+        "WHERE status IN ('ACTIVE', 'PAUSED')"
     ).fetchall():
         if _gone(pid, hostname, expires_at, pid_start, wall):
             requeued += release_txn(settler, worker_id, "REASSIGNED", died=True)
     settler.close()
     return requeued
+
+
+# -- reading and pausing workers ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    id: str
+    name: str
+    status: str  # ACTIVE, PAUSED (paused, or draining after a stop signal), INACTIVE
+    is_paused: bool
+    pid: int
+    hostname: str
+    slots: int
+    durable_slots: int
+    actions: list[str]
+    labels: dict[str, str | int]
+    started_at: float
+    heartbeat_at: float
+
+
+_WORKER_COLUMNS = """id, name, status, is_paused, pid, hostname, slots, durable_slots, actions,
+    labels, started_at, heartbeat_at, expires_at, pid_start"""
+
+
+def _worker_record(row: tuple[Any, ...], wall: float) -> WorkerRecord:
+    (
+        wid,
+        name,
+        status,
+        paused,
+        pid,
+        hostname,
+        slots,
+        durable,
+        actions,
+        labels,
+        started,
+        beat,
+        expires_at,
+        pid_start,
+    ) = row
+    if status != "INACTIVE" and _gone(pid, hostname, expires_at, pid_start, wall):
+        status = "INACTIVE"  # gone, not yet released by a worker's recovery
+    elif status == "ACTIVE" and paused:
+        status = "PAUSED"
+    return WorkerRecord(
+        wid,
+        name,
+        status,
+        bool(paused),
+        pid,
+        hostname.split("|")[0],
+        slots,
+        durable,
+        json.loads(actions),
+        json.loads(labels),
+        started,
+        beat,
+    )
+
+
+def list_workers_txn(conn: sqlite3.Connection, wall: float) -> list[WorkerRecord]:
+    """Every worker row, running ones first, newest first."""
+    rows = conn.execute(
+        f"""SELECT {_WORKER_COLUMNS} FROM workers
+            ORDER BY status = 'INACTIVE', started_at DESC"""
+    ).fetchall()
+    return [_worker_record(row, wall) for row in rows]
+
+
+def get_worker_txn(conn: sqlite3.Connection, worker_id: str, wall: float) -> WorkerRecord | None:
+    row = conn.execute(f"SELECT {_WORKER_COLUMNS} FROM workers WHERE id = ?", (worker_id,))
+    found = row.fetchone()
+    return None if found is None else _worker_record(found, wall)
+
+
+def set_paused_txn(conn: sqlite3.Connection, worker_id: str, paused: bool) -> bool:
+    cur = conn.execute("UPDATE workers SET is_paused = ? WHERE id = ?", (int(paused), worker_id))
+    return bool(cur.rowcount)
+
+
+def mark_draining_txn(conn: sqlite3.Connection, worker_id: str) -> None:
+    """A stopping worker takes no new tasks while its running ones finish."""
+    conn.execute(
+        "UPDATE workers SET status = 'PAUSED' WHERE id = ? AND status = 'ACTIVE'", (worker_id,)
+    )
+
+
+def paused_among_txn(conn: sqlite3.Connection, worker_ids: list[str]) -> set[str]:
+    return {
+        str(row[0])
+        for row in conn.execute(
+            f"SELECT id FROM workers WHERE is_paused = 1 AND id IN ({','.join('?' * len(worker_ids))})",
+            worker_ids,
+        )
+    }

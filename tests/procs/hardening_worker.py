@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from hatchlite import BaseWorkflow, Context, EmptyModel, Hatchet
@@ -30,13 +31,24 @@ def define(hatchet: Hatchet) -> list[BaseWorkflow[Any]]:
     def healthy(input: EmptyModel, ctx: Context) -> dict[str, int]:
         return {"pid": os.getpid()}
 
+    @hatchet.task()
+    def innocent(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        time.sleep(0.5)
+        return {"pid": os.getpid()}
+
+    @hatchet.task()
+    def poison(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        time.sleep(0.2)  # its neighbours are running when it kills the process
+        os.kill(os.getpid(), signal.SIGKILL)
+        return {}
+
     shared = hatchet.workflow(name="shared")
 
     @shared.task()
     def beta(input: EmptyModel, ctx: Context) -> dict[str, str]:
         return {"from": "the worker's version"}
 
-    return [interrupts, exits, kills_its_process, healthy, shared]
+    return [interrupts, exits, kills_its_process, healthy, shared, innocent, poison]
 
 
 def main() -> None:

@@ -1,0 +1,560 @@
+"""Hatchet's return models: what the runs, logs, workers, workflows, metrics and events
+clients give back.
+
+Class names, field names, types, optionality and aliases are those of Hatchet's REST API
+(snake_case attributes, camelCase aliases; build and read them by either). Datetimes are
+aware and in UTC. A compatibility layer will later map Hatchet's import paths
+(`hatchet_sdk.clients.rest.models....`, `hatchet_sdk.features....`) onto these classes, so
+each class exists exactly once; the shared enums come from `hatchlite.types`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic.alias_generators import to_camel
+
+from hatchlite.types import JSONMap, RunStatus, V1TaskStatus
+
+__all__ = [
+    "APIResourceMeta",
+    "BulkCancelReplayOpts",
+    "ConcurrencyStat",
+    "Job",
+    "PaginationResponse",
+    "RecentStepRuns",
+    "RegisteredWorkflow",
+    "RunFilter",
+    "SemaphoreSlots",
+    "Step",
+    "StepRunStatus",
+    "TaskMetrics",
+    "TaskStat",
+    "TaskStatusStat",
+    "UpdateWorkerRequest",
+    "V1Event",
+    "V1EventList",
+    "V1EventTriggeredRun",
+    "V1EventWorkflowRunSummary",
+    "V1LogLine",
+    "V1LogLineLevel",
+    "V1LogLineList",
+    "V1TaskEvent",
+    "V1TaskEventType",
+    "V1TaskStatus",
+    "V1TaskSummary",
+    "V1TaskSummaryList",
+    "V1WorkflowRun",
+    "V1WorkflowRunDetails",
+    "V1WorkflowType",
+    "Worker",
+    "WorkerLabel",
+    "WorkerList",
+    "WorkerRuntimeInfo",
+    "WorkerRuntimeSDKs",
+    "WorkerSlotConfig",
+    "WorkerType",
+    "Workflow",
+    "WorkflowList",
+    "WorkflowRunShapeItemForWorkflowRunDetails",
+    "WorkflowTag",
+    "WorkflowVersionMeta",
+]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A naive value has no instant; refusing it beats guessing local time or UTC.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: Hatchet's models hold timezone-aware datetimes")
+    return value.astimezone(UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timezone-aware datetime, converted to UTC; naive values are refused."""
+
+
+class _RestModel(BaseModel):
+    """Base of the REST models: camelCase aliases, populated by alias or by name."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        alias_generator=to_camel,
+        validate_assignment=True,
+        protected_namespaces=(),
+    )
+
+
+# Shared
+
+
+class APIResourceMeta(_RestModel):
+    """`id`, `created_at` and `updated_at` of a resource (its `metadata`)."""
+
+    id: str
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+
+class PaginationResponse(_RestModel):
+    """Page numbers of a list response."""
+
+    # Hatchet's JSON keys here are snake_case, not camelCase.
+    model_config = ConfigDict(alias_generator=None)
+
+    current_page: int | None = None
+    next_page: int | None = None
+    num_pages: int | None = None
+
+
+# Runs and tasks
+
+
+class V1WorkflowType(str, Enum):
+    DAG = "DAG"
+    TASK = "TASK"
+
+
+class V1TaskEventType(str, Enum):
+    REQUEUED_NO_WORKER = "REQUEUED_NO_WORKER"
+    REQUEUED_RATE_LIMIT = "REQUEUED_RATE_LIMIT"
+    SCHEDULING_TIMED_OUT = "SCHEDULING_TIMED_OUT"
+    ASSIGNED = "ASSIGNED"
+    STARTED = "STARTED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+    REASSIGNED = "REASSIGNED"
+    SLOT_RELEASED = "SLOT_RELEASED"
+    TIMEOUT_REFRESHED = "TIMEOUT_REFRESHED"
+    RETRIED_BY_USER = "RETRIED_BY_USER"
+    SENT_TO_WORKER = "SENT_TO_WORKER"
+    RATE_LIMIT_ERROR = "RATE_LIMIT_ERROR"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    SKIPPED = "SKIPPED"
+    COULD_NOT_SEND_TO_WORKER = "COULD_NOT_SEND_TO_WORKER"
+    WAITING_FOR_BATCH = "WAITING_FOR_BATCH"
+    BATCH_FLUSHED = "BATCH_FLUSHED"
+    DURABLE_EVICTED = "DURABLE_EVICTED"
+    DURABLE_RESTORING = "DURABLE_RESTORING"
+
+
+class V1TaskEvent(_RestModel):
+    """One entry of a task's event history (`V1WorkflowRunDetails.task_events`)."""
+
+    id: int
+    task_id: str
+    timestamp: UTCDateTime
+    event_type: V1TaskEventType
+    message: str
+    error_message: str | None = None
+    output: str | None = None  # JSON text, not a dict
+    worker_id: str | None = None
+    task_display_name: str | None = None
+    retry_count: int | None = None
+    attempt: int | None = None
+
+
+class V1TaskSummary(_RestModel):
+    """One task run (or a DAG run, with its tasks in `children`) as runs.list returns it."""
+
+    metadata: APIResourceMeta
+    action_id: str | None = None
+    retry_count: int | None = None
+    attempt: int | None = None
+    additional_metadata: JSONMap | None = None
+    children: list[V1TaskSummary] | None = None
+    created_at: UTCDateTime
+    display_name: str
+    duration: int | None = None  # milliseconds
+    error_message: str | None = None
+    finished_at: UTCDateTime | None = None
+    input: JSONMap
+    num_spawned_children: int
+    output: JSONMap
+    status: V1TaskStatus
+    started_at: UTCDateTime | None = None
+    step_id: str | None = None
+    task_external_id: str
+    task_id: int
+    task_inserted_at: UTCDateTime
+    tenant_id: str
+    type: V1WorkflowType
+    workflow_id: str
+    workflow_name: str | None = None
+    workflow_run_external_id: str
+    workflow_version_id: str | None = None
+    workflow_config: JSONMap | None = None
+    parent_task_external_id: str | None = None
+    is_durable: bool | None = None
+
+
+class V1TaskSummaryList(_RestModel):
+    pagination: PaginationResponse
+    rows: list[V1TaskSummary]
+
+
+class V1WorkflowRun(_RestModel):
+    """A workflow run as a whole: status, input, output and timing."""
+
+    metadata: APIResourceMeta
+    status: V1TaskStatus
+    started_at: UTCDateTime | None = None
+    finished_at: UTCDateTime | None = None
+    duration: int | None = None  # milliseconds
+    tenant_id: str
+    additional_metadata: JSONMap | None = None
+    display_name: str
+    workflow_id: str
+    output: JSONMap
+    error_message: str | None = None
+    workflow_version_id: str | None = None
+    input: JSONMap
+    created_at: UTCDateTime | None = None
+    parent_task_external_id: str | None = None
+
+
+class WorkflowRunShapeItemForWorkflowRunDetails(_RestModel):
+    """One task of a run's DAG and the external ids of the tasks that depend on it."""
+
+    task_external_id: str
+    children_external_ids: list[str]
+    task_name: str
+
+
+class V1WorkflowRunDetails(_RestModel):
+    """What runs.get returns: the run, its tasks, their event history and the DAG shape."""
+
+    run: V1WorkflowRun
+    task_events: list[V1TaskEvent]
+    shape: list[WorkflowRunShapeItemForWorkflowRunDetails]
+    tasks: list[V1TaskSummary]
+    workflow_config: JSONMap | None = None
+
+
+class RunFilter(BaseModel):
+    """Which runs a bulk cancel or replay applies to."""
+
+    since: datetime
+    until: datetime | None = None
+    statuses: list[V1TaskStatus] | None = None
+    workflow_ids: list[str] | None = None
+    additional_metadata: dict[str, str] | None = None
+
+
+class BulkCancelReplayOpts(BaseModel):
+    """Runs to cancel or replay: explicit `ids`, or `filters`; exactly one of them."""
+
+    ids: list[str] | None = None
+    filters: RunFilter | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BulkCancelReplayOpts:
+        if not self.ids and not self.filters:
+            raise ValueError("ids or filters must be set")
+        if self.ids and self.filters:
+            raise ValueError("ids and filters cannot both be set")
+        return self
+
+
+# Logs
+
+
+class V1LogLineLevel(str, Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+class V1LogLine(_RestModel):
+    """One log line of a task run."""
+
+    created_at: UTCDateTime
+    message: str
+    metadata: JSONMap
+    retry_count: int | None = None
+    attempt: int | None = None
+    level: V1LogLineLevel | None = None
+    task_external_id: str | None = None
+
+
+class V1LogLineList(_RestModel):
+    pagination: PaginationResponse | None = None
+    rows: list[V1LogLine] | None = None
+
+
+# Workers
+
+
+class WorkerType(str, Enum):
+    SELFHOSTED = "SELFHOSTED"
+    MANAGED = "MANAGED"
+    WEBHOOK = "WEBHOOK"
+
+
+class WorkerRuntimeSDKs(str, Enum):
+    GOLANG = "GOLANG"
+    PYTHON = "PYTHON"
+    TYPESCRIPT = "TYPESCRIPT"
+
+
+class StepRunStatus(str, Enum):
+    PENDING = "PENDING"
+    PENDING_ASSIGNMENT = "PENDING_ASSIGNMENT"
+    ASSIGNED = "ASSIGNED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CANCELLING = "CANCELLING"
+    BACKOFF = "BACKOFF"
+
+
+class WorkerLabel(_RestModel):
+    """A label a worker carries (the REST model, not `hatchlite.types.WorkerLabel`)."""
+
+    metadata: APIResourceMeta
+    key: str
+    value: str | None = None
+
+
+class WorkerRuntimeInfo(_RestModel):
+    sdk_version: str | None = None
+    language: WorkerRuntimeSDKs | None = None
+    language_version: str | None = None
+    os: str | None = None
+    runtime_extra: str | None = None
+
+
+class WorkerSlotConfig(_RestModel):
+    """Availability and limit of one slot type."""
+
+    available: int | None = None
+    limit: int
+
+
+class SemaphoreSlots(_RestModel):
+    """One slot of a worker that a task run holds."""
+
+    step_run_id: str
+    action_id: str
+    started_at: UTCDateTime | None = None
+    timeout_at: UTCDateTime | None = None
+    workflow_run_id: str
+    status: StepRunStatus | None = None
+
+
+class RecentStepRuns(_RestModel):
+    metadata: APIResourceMeta
+    action_id: str
+    status: StepRunStatus
+    started_at: UTCDateTime | None = None
+    finished_at: UTCDateTime | None = None
+    cancelled_at: UTCDateTime | None = None
+    workflow_run_id: str
+
+
+class RegisteredWorkflow(_RestModel):
+    id: str
+    name: str
+
+
+class Worker(_RestModel):
+    """A worker as workers.list/get return it (not `hatchlite.Worker`, the one you start)."""
+
+    metadata: APIResourceMeta
+    name: str
+    type: WorkerType
+    last_heartbeat_at: UTCDateTime | None = None
+    last_listener_established: UTCDateTime | None = None
+    actions: list[str] | None = None
+    registered_workflows: list[RegisteredWorkflow] | None = None
+    slots: list[SemaphoreSlots] | None = None
+    recent_step_runs: list[RecentStepRuns] | None = None
+    status: Literal["ACTIVE", "INACTIVE", "PAUSED"] | None = None
+    max_runs: int | None = None
+    available_runs: int | None = None
+    slot_config: dict[str, WorkerSlotConfig] | None = None
+    dispatcher_id: str | None = None
+    labels: list[WorkerLabel] | None = None
+    webhook_url: str | None = None
+    webhook_id: str | None = None
+    runtime_info: WorkerRuntimeInfo | None = None
+
+
+class WorkerList(_RestModel):
+    pagination: PaginationResponse | None = None
+    rows: list[Worker] | None = None
+
+
+class UpdateWorkerRequest(_RestModel):
+    """The change workers.update applies: pause or unpause a worker."""
+
+    is_paused: bool | None = None
+
+
+# Workflows
+
+
+class WorkflowTag(_RestModel):
+    name: str
+    color: str
+
+
+class Step(_RestModel):
+    """One task of a registered workflow version."""
+
+    metadata: APIResourceMeta
+    readable_id: str
+    tenant_id: str
+    job_id: str
+    action: str
+    timeout: str | None = None
+    is_durable: bool | None = None
+    slot_requests: dict[str, int] | None = None
+    children: list[str] | None = None
+    parents: list[str] | None = None
+
+
+class Job(_RestModel):
+    metadata: APIResourceMeta
+    tenant_id: str
+    version_id: str
+    name: str
+    description: str | None = None
+    steps: list[Step]
+    timeout: str | None = None
+
+
+class WorkflowVersionMeta(_RestModel):
+    metadata: APIResourceMeta
+    version: str
+    order: int
+    workflow_id: str
+    workflow: Workflow | None = None
+
+
+class Workflow(_RestModel):
+    """A registered workflow as workflows.list/get return it (not the runnable `Workflow`)."""
+
+    metadata: APIResourceMeta
+    name: str
+    description: str | None = None
+    is_paused: bool | None = None
+    versions: list[WorkflowVersionMeta] | None = None
+    tags: list[WorkflowTag] | None = None
+    jobs: list[Job] | None = None
+    tenant_id: str
+
+
+WorkflowVersionMeta.model_rebuild()
+
+
+class WorkflowList(_RestModel):
+    metadata: APIResourceMeta | None = None
+    rows: list[Workflow] | None = None
+    pagination: PaginationResponse | None = None
+
+
+# Events
+
+
+class V1EventWorkflowRunSummary(_RestModel):
+    """How many runs an event triggered, by status."""
+
+    running: int
+    queued: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class V1EventTriggeredRun(_RestModel):
+    workflow_run_id: str
+    filter_id: str | None = None
+
+
+class V1Event(_RestModel):
+    """A stored event as event.list/get return it (`payload` is a dict here)."""
+
+    metadata: APIResourceMeta
+    key: str
+    tenant: JSONMap | None = None
+    tenant_id: str
+    workflow_run_summary: V1EventWorkflowRunSummary
+    additional_metadata: JSONMap | None = None
+    payload: JSONMap | None = None
+    scope: str | None = None
+    seen_at: UTCDateTime | None = None
+    triggered_runs: list[V1EventTriggeredRun] | None = None
+    triggering_webhook_name: str | None = None
+
+
+class V1EventList(_RestModel):
+    pagination: PaginationResponse | None = None
+    rows: list[V1Event] | None = None
+
+
+# Metrics
+
+
+class TaskMetrics(BaseModel):
+    """Task run counts by status over a time range (metrics.get_task_metrics)."""
+
+    cancelled: int
+    completed: int
+    failed: int
+    queued: int
+    running: int
+
+
+class ConcurrencyStat(_RestModel):
+    expression: str | None = None
+    type: str | None = None
+    keys: dict[str, int] | None = None
+
+
+class TaskStatusStat(_RestModel):
+    total: int | None = None
+    queues: dict[str, int] | None = None
+    concurrency: list[ConcurrencyStat] | None = None
+    oldest: UTCDateTime | None = None
+
+
+class TaskStat(_RestModel):
+    """Queued and running counts of one task (the values of metrics.get_task_stats)."""
+
+    queued: TaskStatusStat | None = None
+    running: TaskStatusStat | None = None
+
+
+# -- SDK models of `runs.get_details` -------------------------------------------------------
+
+
+class TaskRunDetail(BaseModel):
+    """One task run of `WorkflowRunDetail` (Hatchet's `hatchet_sdk.clients.admin` model)."""
+
+    external_id: str
+    readable_id: str
+    output: JSONMap | None = None
+    error: str | None = None
+    status: V1TaskStatus
+    is_evicted: bool = False
+
+
+class WorkflowRunDetail(BaseModel):
+    """What `runs.get_details()` returns: the run and the task runs created so far."""
+
+    external_id: str
+    status: RunStatus
+    input: JSONMap | None = None
+    additional_metadata: JSONMap | None = None
+    task_runs: dict[str, TaskRunDetail]
+    done: bool = False

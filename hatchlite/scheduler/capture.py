@@ -1,0 +1,46 @@
+"""`logging` records emitted while a task runs become that task run's log lines (as
+Hatchet forwards them), unless its client says `disable_log_capture=True`.
+
+One handler on the root logger, installed when a worker starts in this process; it
+finds the running task through the `current_context` variable, which is set in the
+task's asyncio task and copied into a sync task's thread. hatchlite's own records are
+not captured.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hatchlite.context import current_context
+
+_LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"}
+
+
+class TaskLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "hatchlite" or record.name.startswith("hatchlite."):
+            return
+        ctx = current_context.get()
+        if ctx is None or not ctx.captures_logs:
+            return
+        try:
+            message = self.format(record)
+            level = _LEVELS.get(record.levelno, "ERROR" if record.levelno > 30 else "DEBUG")
+            ctx._log(message, level)
+        except Exception:
+            self.handleError(record)
+
+
+_lock = threading.Lock()
+_handler: TaskLogHandler | None = None
+
+
+def install() -> None:
+    """Add the handler to the root logger (once per process)."""
+    global _handler
+    with _lock:
+        if _handler is None:
+            _handler = TaskLogHandler()
+            _handler.setFormatter(logging.Formatter("%(message)s"))
+            logging.getLogger().addHandler(_handler)
