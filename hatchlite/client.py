@@ -22,7 +22,11 @@ from hatchlite.dag.registry import Definitions
 from hatchlite.dag.site import definition_site, warn_user
 from hatchlite.exceptions import UnenforcedParameterWarning
 from hatchlite.features.events import EventClient
+from hatchlite.features.logs import LogsClient
+from hatchlite.features.metrics import MetricsClient
 from hatchlite.features.runs import RunsClient
+from hatchlite.features.workers import WorkersClient
+from hatchlite.features.workflows import WorkflowsClient
 from hatchlite.runnables import (
     DurableStandaloneDecorator,
     Standalone,
@@ -184,6 +188,10 @@ class Hatchet:
             ENGINES.get(self._key, clock, synchronous)  # fail early on a clock mismatch
         self.runs = RunsClient(self)
         self.event = EventClient(self)
+        self.logs = LogsClient(self)
+        self.workers = WorkersClient(self)
+        self.workflows = WorkflowsClient(self)
+        self.metrics = MetricsClient(self)
 
     @property
     def _engine(self) -> Engine:

@@ -13,6 +13,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 from hatchlite.context import Context, current_context
@@ -26,10 +27,12 @@ from hatchlite.dag import (
 )
 from hatchlite.dag.site import Site, definition_site, warn_user
 from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
+from hatchlite.features.workflows import PausedBehavior
+from hatchlite.models import V1TaskSummary
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
-from hatchlite.types import JSONMap, TriggerWorkflowOptions, WorkflowRunTriggerConfig
+from hatchlite.types import JSONMap, TriggerWorkflowOptions, V1TaskStatus, WorkflowRunTriggerConfig
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
@@ -95,6 +98,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     def __init__(self, config: WorkflowConfig, client: Hatchet, site: Site | None = None) -> None:
         super().__init__(config, site or definition_site())
         self._client = client
+        self._id_cache: str | None = None
 
     @property
     def client(self) -> Hatchet:
@@ -273,6 +277,123 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             runs.append(run)
         triggered = await engine.trigger([self], runs)
         return [t.run_id for t in triggered]
+
+    # -- the workflow as a stored row: id, runs, pause ------------------------------------
+
+    async def _id(self) -> str:
+        engine = self._client._engine
+        await engine.ensure_started()
+        await engine.register([self])
+        record = await engine.store.workflow_by_name(self.name)
+        if record is None:
+            raise ValueError(f"workflow {self.name!r} is not registered")
+        return record.id
+
+    @property
+    def id(self) -> str:
+        """The workflow's stored id (what `runs.list(workflow_ids=...)` takes)."""
+        if self._id_cache is None:
+            self._id_cache = RUNTIME.call(self._id)
+        return self._id_cache
+
+    def list_runs(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int | None = None,
+        statuses: list[V1TaskStatus] | None = None,
+        additional_metadata: dict[str, str] | None = None,
+        worker_id: str | None = None,
+        parent_task_external_id: str | None = None,
+        only_tasks: bool = False,
+        triggering_event_external_id: str | None = None,
+    ) -> list[V1TaskSummary]:
+        """This workflow's runs (see `hatchet.runs.list`)."""
+        return self._client.runs.list(
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+            statuses=statuses,
+            additional_metadata=additional_metadata,
+            worker_id=worker_id,
+            parent_task_external_id=parent_task_external_id,
+            only_tasks=only_tasks,
+            triggering_event_external_id=triggering_event_external_id,
+            workflow_ids=[self.id],
+        ).rows
+
+    async def aio_list_runs(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int | None = None,
+        statuses: list[V1TaskStatus] | None = None,
+        additional_metadata: dict[str, str] | None = None,
+        worker_id: str | None = None,
+        parent_task_external_id: str | None = None,
+        only_tasks: bool = False,
+        triggering_event_external_id: str | None = None,
+    ) -> list[V1TaskSummary]:
+        workflow_id = await RUNTIME.acall(self._id)
+        page = await self._client.runs.aio_list(
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+            statuses=statuses,
+            additional_metadata=additional_metadata,
+            worker_id=worker_id,
+            parent_task_external_id=parent_task_external_id,
+            only_tasks=only_tasks,
+            triggering_event_external_id=triggering_event_external_id,
+            workflow_ids=[workflow_id],
+        )
+        return page.rows
+
+    def pause(
+        self,
+        queue_ttl: timedelta,
+        paused_workflow_cron_run_queue_behavior: PausedBehavior = "QUEUE",
+        paused_workflow_scheduled_run_queue_behavior: PausedBehavior = "QUEUE",
+    ) -> None:
+        """Pause this workflow (see `hatchet.workflows.pause`)."""
+        self._client.workflows.pause(
+            self.id,
+            queue_ttl,
+            paused_workflow_cron_run_queue_behavior,
+            paused_workflow_scheduled_run_queue_behavior,
+        )
+
+    async def aio_pause(
+        self,
+        queue_ttl: timedelta,
+        paused_workflow_cron_run_queue_behavior: PausedBehavior = "QUEUE",
+        paused_workflow_scheduled_run_queue_behavior: PausedBehavior = "QUEUE",
+    ) -> None:
+        await self._client.workflows.aio_pause(
+            await RUNTIME.acall(self._id),
+            queue_ttl,
+            paused_workflow_cron_run_queue_behavior,
+            paused_workflow_scheduled_run_queue_behavior,
+        )
+
+    def unpause(self) -> None:
+        self._client.workflows.unpause(self.id)
+
+    async def aio_unpause(self) -> None:
+        await self._client.workflows.aio_unpause(await RUNTIME.acall(self._id))
+
+    def delete(self) -> None:
+        """Remove this workflow's registration (see `hatchet.workflows.delete`)."""
+        self._client.workflows.delete(self.id)
+        self._id_cache = None
+
+    async def aio_delete(self) -> None:
+        await self._client.workflows.aio_delete(await RUNTIME.acall(self._id))
+        self._id_cache = None
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return RUNTIME.call(functools.partial(fn, *args))

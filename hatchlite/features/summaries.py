@@ -12,6 +12,7 @@ retried by user, ...) are rows of their own.
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -234,7 +235,7 @@ def run_details(
     return V1WorkflowRunDetails(
         run=workflow_run(ctx, run, tasks),
         tasks=[task_summary(ctx, t, run, shape, spawned.get(t.id, 0)) for t in tasks],
-        task_events=timeline(tasks, attempts, extra_events, shape),
+        task_events=timeline(tasks, attempts, extra_events),
         shape=shape_items(all_tasks, shape),
     )
 
@@ -351,37 +352,46 @@ def timeline(
     tasks: list[TaskRecord],
     attempts: list[AttemptRecord],
     extra_events: list[TaskEventRecord],
-    shape: WorkflowShape | None = None,
 ) -> list[V1TaskEvent]:
-    """Every task event of `tasks`, oldest first, numbered from 1."""
+    """Every task event of `tasks`, oldest first (each task's own events in the order
+    they happened, even at equal instants), numbered from 1."""
     by_task: dict[str, list[AttemptRecord]] = {}
     for attempt in attempts:
         by_task.setdefault(attempt.task_run_id, []).append(attempt)
-    by_id = {t.id: t for t in tasks}
-    events: list[_Event] = []
-    for task in tasks:
-        replays = {
-            e.retry_count
-            for e in extra_events
-            if e.task_run_id == task.id and e.event_type == "RETRIED_BY_USER"
-        }
-        events.extend(_task_timeline(task, by_task.get(task.id, []), replays))
+    extras: dict[str, list[TaskEventRecord]] = {}
     for extra in extra_events:
-        owner = by_id.get(extra.task_run_id)
-        if owner is None:
-            continue
-        events.append(
-            _Event(
-                extra.created_at,
-                V1TaskEventType(extra.event_type),
-                owner,
-                extra.retry_count,
-                extra.worker_id,
-                message=extra.message,
+        extras.setdefault(extra.task_run_id, []).append(extra)
+    per_task: list[list[_Event]] = []
+    for task in tasks:
+        own = extras.get(task.id, [])
+        replays = {e.retry_count for e in own if e.event_type == "RETRIED_BY_USER"}
+        events = _task_timeline(task, by_task.get(task.id, []), replays)
+        for extra in own:
+            _place(
+                events,
+                _Event(
+                    extra.created_at,
+                    V1TaskEventType(extra.event_type),
+                    task,
+                    extra.retry_count,
+                    extra.worker_id,
+                    message=extra.message,
+                ),
             )
-        )
-    events.sort(key=lambda e: e.at)  # stable: per-task order holds at equal instants
-    return [_task_event(number, e) for number, e in enumerate(events, start=1)]
+        per_task.append(events)
+    merged = heapq.merge(*per_task, key=lambda e: e.at)
+    return [_task_event(number, e) for number, e in enumerate(merged, start=1)]
+
+
+def _place(events: list[_Event], extra: _Event) -> None:
+    """Put an event of its own row where it belongs among the derived ones: a replay
+    just before the attempt it queued, anything else just after that attempt's QUEUED."""
+    for index, event in enumerate(events):
+        if event.type is V1TaskEventType.QUEUED and event.retry_count == extra.retry_count:
+            before = extra.type is V1TaskEventType.RETRIED_BY_USER
+            events.insert(index if before else index + 1, extra)
+            return
+    events.append(extra)
 
 
 def _task_event(number: int, event: _Event) -> V1TaskEvent:
