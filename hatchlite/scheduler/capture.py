@@ -19,6 +19,11 @@ _LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"
 
 class TaskLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        if self._only_handler(record.name) and logging.lastResort is not None:
+            # Without it Python would print this record with its last-resort handler:
+            # a handler of ours must not silence a program's warnings.
+            if record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
         if record.name == "hatchlite" or record.name.startswith("hatchlite."):
             return
         ctx = current_context.get()
@@ -30,6 +35,17 @@ class TaskLogHandler(logging.Handler):
             ctx._log(message, level)
         except Exception:
             self.handleError(record)
+
+
+    def _only_handler(self, name: str) -> bool:
+        logger: logging.Logger | None = logging.getLogger(name)
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return False
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        return True
 
 
 _lock = threading.Lock()
