@@ -609,6 +609,16 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
     def get_run_ref(self, run_id: str) -> TRef:
         return self._ref(run_id)
 
+    def get_result(self, run_id: str) -> TOut:
+        """Wait for the run `run_id` of this workflow to end; its result as `run()`
+        gives it."""
+        wait = WorkflowRunRef(run_id, self._client)._wait
+        return self._result(RUNTIME.call(wait), "poll", False)
+
+    async def aio_get_result(self, run_id: str) -> TOut:
+        wait = WorkflowRunRef(run_id, self._client)._wait
+        return self._result(await RUNTIME.acall(wait), "event", False)
+
 
 class Workflow(_Runnable[TWorkflowInput, dict[str, Any], WorkflowRunRef]):
     """A workflow of one or more tasks (a DAG). Created by `hatchet.workflow(...)`."""
@@ -686,12 +696,6 @@ class Standalone(
 
     def _ref(self, run_id: str) -> TaskRunRef[TWorkflowInput, R]:
         return TaskRunRef(self, WorkflowRunRef(run_id, self._client))
-
-    def get_result(self, run_id: str) -> R:
-        return self.get_run_ref(run_id).result()
-
-    async def aio_get_result(self, run_id: str) -> R:
-        return await self.get_run_ref(run_id).aio_result()
 
 
 def _unenforced_options(sticky: bool, desired_worker_id: str | None, labels: Any) -> None:

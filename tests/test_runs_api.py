@@ -322,6 +322,7 @@ def test_replay_runs_failed_tasks_again_and_keeps_completed_outputs(history: His
         "load": {"loaded": 6},
     }
     assert history.executions["extract"] == before["extract"]  # not run again
+    assert history.dag.get_result(ids["pipeline"])["transform"] == {"rows": 6}
     assert history.executions["transform"] == before["transform"] + 1
     details = runs.get(ids["pipeline"])
     transform = details.tasks[1]
