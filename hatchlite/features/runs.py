@@ -12,7 +12,7 @@ import json
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hatchlite.exceptions import RunNotFoundError
 from hatchlite.features import summaries as views
@@ -186,6 +186,23 @@ class RunsClient:
             limit=DEFAULT_LIST_LIMIT if limit is None else limit,
         )
 
+    def _listing(self, args: dict[str, Any]) -> tuple[RunQuery, bool]:
+        """The query and `include_payloads` of a list call's arguments (its `locals()`)."""
+        query = self._query(
+            args["since"],
+            args["until"],
+            args["statuses"],
+            args["workflow_ids"],
+            args["additional_metadata"],
+            args["parent_task_external_id"],
+            args["triggering_event_external_id"],
+            args["worker_id"],
+            args["only_tasks"],
+            args["offset"],
+            args["limit"],
+        )
+        return query, args["include_payloads"]
+
     async def _list(self, query: RunQuery, include_payloads: bool) -> V1TaskSummaryList:
         await self._engine.ensure_started()
         b = await self._engine.store.run_page(query)
@@ -235,20 +252,7 @@ class RunsClient:
         """Runs created between `since` (default: a day ago) and `until` (default: now),
         newest first, 50 a page by default; one row per run, or per task run with
         `only_tasks=True`. `additional_metadata` matches runs having any of the pairs."""
-        query = self._query(
-            since,
-            until,
-            statuses,
-            workflow_ids,
-            additional_metadata,
-            parent_task_external_id,
-            triggering_event_external_id,
-            worker_id,
-            only_tasks,
-            offset,
-            limit,
-        )
-        return RUNTIME.call(self._list, query, include_payloads)
+        return RUNTIME.call(self._list, *self._listing(locals()))
 
     async def aio_list(
         self,
@@ -265,20 +269,7 @@ class RunsClient:
         triggering_event_external_id: str | None = None,
         include_payloads: bool = True,
     ) -> V1TaskSummaryList:
-        query = self._query(
-            since,
-            until,
-            statuses,
-            workflow_ids,
-            additional_metadata,
-            parent_task_external_id,
-            triggering_event_external_id,
-            worker_id,
-            only_tasks,
-            offset,
-            limit,
-        )
-        return await RUNTIME.acall(self._list, query, include_payloads)
+        return await RUNTIME.acall(self._list, *self._listing(locals()))
 
     async def _list_all(
         self, query: RunQuery, include_payloads: bool
@@ -309,20 +300,7 @@ class RunsClient:
     ) -> builtins.list[V1TaskSummary]:
         """Every matching run (all pages), newest first. `offset` and `limit` are
         accepted for Hatchet's signature; every page is read."""
-        query = self._query(
-            since,
-            until,
-            statuses,
-            workflow_ids,
-            additional_metadata,
-            parent_task_external_id,
-            triggering_event_external_id,
-            worker_id,
-            only_tasks,
-            offset,
-            limit,
-        )
-        return RUNTIME.call(self._list_all, query, include_payloads)
+        return RUNTIME.call(self._list_all, *self._listing(locals()))
 
     async def aio_list_with_pagination(
         self,
@@ -339,20 +317,7 @@ class RunsClient:
         triggering_event_external_id: str | None = None,
         include_payloads: bool = True,
     ) -> builtins.list[V1TaskSummary]:
-        query = self._query(
-            since,
-            until,
-            statuses,
-            workflow_ids,
-            additional_metadata,
-            parent_task_external_id,
-            triggering_event_external_id,
-            worker_id,
-            only_tasks,
-            offset,
-            limit,
-        )
-        return await RUNTIME.acall(self._list_all, query, include_payloads)
+        return await RUNTIME.acall(self._list_all, *self._listing(locals()))
 
     # -- creating ------------------------------------------------------------------
 
@@ -462,25 +427,25 @@ class RunsClient:
     async def aio_bulk_replay(self, opts: BulkCancelReplayOpts) -> None:
         await RUNTIME.acall(self._bulk_replay, opts)
 
-    async def _by_filters(
-        self,
-        replay: bool,
-        sleep_time: float,
-        chunk_size: int,
-        since: datetime | None,
-        until: datetime | None,
-        statuses: builtins.list[V1TaskStatus] | None,
-        additional_metadata: dict[str, str] | None,
-        workflow_ids: builtins.list[str] | None,
-    ) -> None:
-        if chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    async def _by_filters(self, replay: bool, args: dict[str, Any]) -> None:
+        """Cancel or replay the runs a `*_by_filters_with_pagination` call's arguments
+        (its `locals()`) match."""
+        if args["chunk_size"] <= 0:
+            raise ValueError(f"chunk_size must be positive, got {args['chunk_size']}")
+        default = (
+            [V1TaskStatus.FAILED, V1TaskStatus.CANCELLED]
+            if replay
+            else [
+                V1TaskStatus.RUNNING,
+                V1TaskStatus.QUEUED,
+            ]
+        )
         query = self._query(
-            since,
-            until,
-            statuses,
-            workflow_ids,
-            additional_metadata,
+            args["since"],
+            args["until"],
+            args["statuses"] or default,
+            args["workflow_ids"],
+            args["additional_metadata"],
             None,
             None,
             None,
@@ -491,10 +456,11 @@ class RunsClient:
         # The matching runs are read once, first: runs that change state meanwhile
         # (a replayed run failing again) are not picked up a second time.
         ids = [row.metadata.id for row in await self._list_all(query, include_payloads=False)]
-        for start in range(0, len(ids), chunk_size):
+        size = args["chunk_size"]
+        for start in range(0, len(ids), size):
             if start:
-                await asyncio.sleep(sleep_time)
-            chunk = ids[start : start + chunk_size]
+                await asyncio.sleep(args["sleep_time"])
+            chunk = ids[start : start + size]
             await (self._engine.replay(chunk) if replay else self._engine.cancel(chunk))
 
     def bulk_cancel_by_filters_with_pagination(
@@ -509,17 +475,7 @@ class RunsClient:
     ) -> None:
         """Cancel every matching run (default: RUNNING and QUEUED ones), `chunk_size` at
         a time, `sleep_time` seconds apart."""
-        RUNTIME.call(
-            self._by_filters,
-            False,
-            sleep_time,
-            chunk_size,
-            since,
-            until,
-            statuses or [V1TaskStatus.RUNNING, V1TaskStatus.QUEUED],
-            additional_metadata,
-            workflow_ids,
-        )
+        RUNTIME.call(self._by_filters, False, locals())
 
     async def aio_bulk_cancel_by_filters_with_pagination(
         self,
@@ -531,17 +487,7 @@ class RunsClient:
         additional_metadata: dict[str, str] | None = None,
         workflow_ids: builtins.list[str] | None = None,
     ) -> None:
-        await RUNTIME.acall(
-            self._by_filters,
-            False,
-            sleep_time,
-            chunk_size,
-            since,
-            until,
-            statuses or [V1TaskStatus.RUNNING, V1TaskStatus.QUEUED],
-            additional_metadata,
-            workflow_ids,
-        )
+        await RUNTIME.acall(self._by_filters, False, locals())
 
     def bulk_replay_by_filters_with_pagination(
         self,
@@ -555,17 +501,7 @@ class RunsClient:
     ) -> None:
         """Replay every matching run (default: FAILED and CANCELLED ones), `chunk_size`
         at a time, `sleep_time` seconds apart."""
-        RUNTIME.call(
-            self._by_filters,
-            True,
-            sleep_time,
-            chunk_size,
-            since,
-            until,
-            statuses or [V1TaskStatus.FAILED, V1TaskStatus.CANCELLED],
-            additional_metadata,
-            workflow_ids,
-        )
+        RUNTIME.call(self._by_filters, True, locals())
 
     async def aio_bulk_replay_by_filters_with_pagination(
         self,
@@ -577,17 +513,7 @@ class RunsClient:
         additional_metadata: dict[str, str] | None = None,
         workflow_ids: builtins.list[str] | None = None,
     ) -> None:
-        await RUNTIME.acall(
-            self._by_filters,
-            True,
-            sleep_time,
-            chunk_size,
-            since,
-            until,
-            statuses or [V1TaskStatus.FAILED, V1TaskStatus.CANCELLED],
-            additional_metadata,
-            workflow_ids,
-        )
+        await RUNTIME.acall(self._by_filters, True, locals())
 
     # -- streams -------------------------------------------------------------------------
 

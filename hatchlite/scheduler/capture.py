@@ -19,11 +19,15 @@ _LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"
 
 class TaskLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        if self._only_handler(record.name) and logging.lastResort is not None:
+        last_resort = logging.lastResort
+        if (
+            last_resort is not None
+            and record.levelno >= last_resort.level
+            and self._only_handler(record.name)
+        ):
             # Without it Python would print this record with its last-resort handler:
             # a handler of ours must not silence a program's warnings.
-            if record.levelno >= logging.lastResort.level:
-                logging.lastResort.handle(record)
+            last_resort.handle(record)
         if record.name == "hatchlite" or record.name.startswith("hatchlite."):
             return
         ctx = current_context.get()
@@ -35,7 +39,6 @@ class TaskLogHandler(logging.Handler):
             ctx._log(message, level)
         except Exception:
             self.handleError(record)
-
 
     def _only_handler(self, name: str) -> bool:
         logger: logging.Logger | None = logging.getLogger(name)
