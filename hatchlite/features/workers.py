@@ -28,7 +28,8 @@ class WorkerNotFoundError(HatchliteError, ValueError):
     """No worker has the given id."""
 
 
-def _worker(record: WorkerRecord) -> Worker:
+def _worker(record: WorkerRecord, known: dict[str, RegisteredWorkflow]) -> Worker:
+    """`known`: the registered workflows by lower-cased name (action ids lower-case it)."""
     status: Literal["ACTIVE", "INACTIVE", "PAUSED"] = record.status  # type: ignore[assignment]
     workflows = sorted({action.split(":", 1)[0] for action in record.actions})
     return Worker(
@@ -39,7 +40,10 @@ def _worker(record: WorkerRecord) -> Worker:
         type=WorkerType.SELFHOSTED,
         last_heartbeat_at=utc(record.heartbeat_at),
         actions=list(record.actions),
-        registered_workflows=[RegisteredWorkflow(id=name, name=name) for name in workflows],
+        # A deleted workflow has no id any more: its action name stands in.
+        registered_workflows=[
+            known.get(name) or RegisteredWorkflow(id=name, name=name) for name in workflows
+        ],
         status=status,
         max_runs=record.slots,
         slot_config={
@@ -65,10 +69,15 @@ class WorkersClient:
     def __init__(self, client: Hatchet) -> None:
         self._client = client
 
+    async def _known(self) -> dict[str, RegisteredWorkflow]:
+        records, _ = await self._client._engine.store.workflows(None, None, 0)
+        return {r.name.lower(): RegisteredWorkflow(id=r.id, name=r.name) for r in records}
+
     async def _list(self) -> WorkerList:
         engine = self._client._engine
         await engine.ensure_started()
-        return WorkerList(rows=[_worker(r) for r in await engine.store.workers(time.time())])
+        known = await self._known()
+        return WorkerList(rows=[_worker(r, known) for r in await engine.store.workers(time.time())])
 
     async def _get(self, worker_id: str) -> Worker:
         engine = self._client._engine
@@ -76,7 +85,7 @@ class WorkersClient:
         record = await engine.store.worker(worker_id, time.time())
         if record is None:
             raise WorkerNotFoundError(f"no worker with id {worker_id!r}")
-        return _worker(record)
+        return _worker(record, await self._known())
 
     async def _update(self, worker_id: str, opts: UpdateWorkerRequest) -> Worker:
         engine = self._client._engine

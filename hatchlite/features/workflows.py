@@ -8,6 +8,7 @@ pause (they apply once crons and schedules exist).
 
 from __future__ import annotations
 
+import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -19,8 +20,15 @@ from hatchlite.store.workflows import WorkflowRecord
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
+    from hatchlite.scheduler.engine import Engine
 
 PausedBehavior = Literal["DROP", "QUEUE"]
+_BEHAVIORS = ("DROP", "QUEUE")
+
+# Workflows deleted through an engine, by name. `list` registers this process's
+# definitions (as starting a worker would), and must not bring a deleted one back; it
+# comes back when it is registered again (triggered, served, or its `id` read).
+_deleted: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
 class WorkflowNotFoundError(HatchliteError, ValueError):
@@ -48,7 +56,11 @@ class WorkflowsClient:
     ) -> WorkflowList:
         engine = self._client._engine
         await engine.ensure_started()
-        await engine.register(list(engine.defined.values()))
+        deleted = _deleted.get(engine, set())
+        for gone in list(deleted):
+            if await engine.store.workflow_by_name(gone) is not None:
+                deleted.discard(gone)  # registered again since
+        await engine.register([wf for wf in engine.defined.values() if wf.name not in deleted])
         name = None if workflow_name is None else self._client.config.apply_namespace(workflow_name)
         records, total = await engine.store.workflows(name, limit, offset or 0)
         return WorkflowList(
@@ -65,8 +77,11 @@ class WorkflowsClient:
         return _workflow(record, self._client.tenant_id)
 
     async def _delete(self, workflow_id: str) -> None:
-        if await self._client._engine.delete_workflow(workflow_id) is None:
+        engine = self._client._engine
+        name = await engine.delete_workflow(workflow_id)
+        if name is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
+        _deleted.setdefault(engine, set()).add(name)
 
     async def _pause(
         self,
@@ -124,6 +139,11 @@ class WorkflowsClient:
     ) -> Workflow:
         """Stop starting the workflow's task runs; those queued longer than `queue_ttl`
         are cancelled. `unpause` resumes."""
+        _check_pause(
+            queue_ttl,
+            paused_workflow_cron_run_queue_behavior,
+            paused_workflow_scheduled_run_queue_behavior,
+        )
         return RUNTIME.call(
             self._pause,
             workflow_id,
@@ -140,6 +160,11 @@ class WorkflowsClient:
         paused_workflow_cron_run_queue_behavior: PausedBehavior = "QUEUE",
         paused_workflow_scheduled_run_queue_behavior: PausedBehavior = "QUEUE",
     ) -> Workflow:
+        _check_pause(
+            queue_ttl,
+            paused_workflow_cron_run_queue_behavior,
+            paused_workflow_scheduled_run_queue_behavior,
+        )
         return await RUNTIME.acall(
             self._pause,
             workflow_id,
@@ -161,3 +186,16 @@ def _check_page(limit: int | None, offset: int | None) -> None:
         raise ValueError(f"limit must be 0 or more, got {limit}")
     if offset is not None and offset < 0:
         raise ValueError(f"offset must be 0 or more, got {offset}")
+
+
+def _check_pause(queue_ttl: timedelta, cron: str, scheduled: str) -> None:
+    if not isinstance(queue_ttl, timedelta):
+        raise TypeError(f"queue_ttl must be a timedelta, got {type(queue_ttl).__name__}")
+    if queue_ttl < timedelta(0):
+        raise ValueError(f"queue_ttl must not be negative, got {queue_ttl}")
+    for what, value in (
+        ("paused_workflow_cron_run_queue_behavior", cron),
+        ("paused_workflow_scheduled_run_queue_behavior", scheduled),
+    ):
+        if value not in _BEHAVIORS:
+            raise ValueError(f"{what} must be 'DROP' or 'QUEUE', got {value!r}")

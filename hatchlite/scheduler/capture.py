@@ -14,7 +14,17 @@ import threading
 
 from hatchlite.context import current_context
 
-_LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"}
+
+def _level(levelno: int) -> str:
+    """Hatchet's log level for a record: custom levels count as the standard level at or
+    below them (25 is INFO, 35 is WARN, CRITICAL is ERROR)."""
+    if levelno >= logging.ERROR:
+        return "ERROR"
+    if levelno >= logging.WARNING:
+        return "WARN"
+    if levelno >= logging.INFO:
+        return "INFO"
+    return "DEBUG"
 
 
 class TaskLogHandler(logging.Handler):
@@ -35,8 +45,7 @@ class TaskLogHandler(logging.Handler):
             return
         try:
             message = self.format(record)
-            level = _LEVELS.get(record.levelno, "ERROR" if record.levelno > 30 else "DEBUG")
-            ctx._log(message, level)
+            ctx._log(message, _level(record.levelno))
         except Exception:
             self.handleError(record)
 

@@ -31,6 +31,9 @@ _STOP = object()
 _KICK = object()  # wakes the thread so it starts watching at a new poll interval
 # How long a batch keeps retrying when another process holds the write lock.
 LOCK_WAIT_SECONDS = 60.0
+# The WAL file's size bound: checkpoints reset it past this, and SQLite truncates it
+# back to it after a reset (journal_size_limit).
+WAL_LIMIT = 64 * 1024 * 1024
 
 
 class DatabaseLockedError(DatabaseError):
@@ -131,9 +134,16 @@ class Database:
                     continue
                 if (stat.st_mtime, stat.st_size) == last:
                     continue  # nothing written since the last checkpoint
-                last = (stat.st_mtime, stat.st_size)
+                # PASSIVE never waits for the writer, but under a steady stream of
+                # commits the log never starts over and the file only grows; past
+                # WAL_LIMIT, TRUNCATE waits (up to the busy timeout) for a moment
+                # between commits to reset it.
+                mode = "TRUNCATE" if stat.st_size > WAL_LIMIT else "PASSIVE"
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                with contextlib.suppress(OSError):
+                    stat = os.stat(wal)
+                last = (stat.st_mtime, stat.st_size)
         finally:
             conn.close()
 
@@ -490,6 +500,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Database._checkpoint_loop
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         conn.execute("PRAGMA cache_size = -32000")
         _migrate(conn, path)
         conn.execute("PRAGMA busy_timeout = 0")

@@ -156,20 +156,21 @@ def _workflow_names(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
 
 
 def _run_filters(
-    conn: sqlite3.Connection, q: RunQuery, time_column: str, alias: str = "r"
+    conn: sqlite3.Connection, q: RunQuery, table: str, alias: str = "r"
 ) -> tuple[list[str], list[object]] | None:
-    """WHERE clauses on workflow_runs `alias` (and the time window on `time_column`);
-    None when nothing can match."""
-    where = [f"{time_column} >= ?"]
+    """WHERE clauses: the time window and workflows on `table` (the alias of
+    workflow_runs or task_runs, which both have `created_at` and `workflow_name`), the
+    rest on workflow_runs `alias`; None when nothing can match."""
+    where = [f"{table}.created_at >= ?"]
     params: list[object] = [q.since]
     if q.until is not None:
-        where.append(f"{time_column} <= ?")
+        where.append(f"{table}.created_at <= ?")
         params.append(q.until)
     if q.workflow_ids is not None:
         names = _workflow_names(conn, q.workflow_ids)
         if not names:
             return None
-        where.append(f"{alias}.workflow_name IN ({marks(len(names))})")
+        where.append(f"{table}.workflow_name IN ({marks(len(names))})")
         params.extend(names)
     if q.parent_task_external_id is not None:
         where.append(f"{alias}.parent_task_run_id = ?")
@@ -192,6 +193,13 @@ def _run_filters(
     return where, params
 
 
+def _task_source(q: RunQuery) -> str:
+    """task_runs, joined to their runs only when a filter needs the run's columns."""
+    if q.additional_metadata or q.parent_task_external_id or q.triggering_event_external_id:
+        return "task_runs t JOIN workflow_runs r ON r.id = t.workflow_run_id"
+    return "task_runs t"
+
+
 def _statuses(statuses: list[str] | None, alias: str, tasks: bool) -> tuple[str, list[object]]:
     if not statuses:
         return "", []
@@ -204,7 +212,7 @@ def _statuses(statuses: list[str] | None, alias: str, tasks: bool) -> tuple[str,
 
 def list_runs_txn(conn: sqlite3.Connection, q: RunQuery) -> RunPage:
     """One page of workflow runs (newest first) matching `q`, and how many match."""
-    filters = _run_filters(conn, q, "r.created_at")
+    filters = _run_filters(conn, q, "r")
     if filters is None:
         return RunPage()
     where, params = filters
@@ -231,7 +239,7 @@ def list_runs_txn(conn: sqlite3.Connection, q: RunQuery) -> RunPage:
 def list_tasks_txn(conn: sqlite3.Connection, q: RunQuery) -> RunPage:
     """One page of task runs (newest first) whose runs match `q`, and their runs."""
     # The time window applies to the task's own creation, served by task_runs_created.
-    filters = _run_filters(conn, q, "t.created_at")
+    filters = _run_filters(conn, q, "t")
     if filters is None:
         return RunPage()
     where, params = filters
@@ -241,7 +249,7 @@ def list_tasks_txn(conn: sqlite3.Connection, q: RunQuery) -> RunPage:
         worker_sql, worker_params = " AND t.worker_id = ?", [q.worker_id]
     condition = " AND ".join(where) + " AND t.status != 'PENDING'" + status_sql + worker_sql
     all_params = [*params, *status_params, *worker_params]
-    source = "task_runs t JOIN workflow_runs r ON r.id = t.workflow_run_id"
+    source = _task_source(q)
     total = int(
         conn.execute(f"SELECT count(*) FROM {source} WHERE {condition}", all_params).fetchone()[0]
     )
@@ -363,14 +371,13 @@ def logs_txn(
 
 def task_counts_txn(conn: sqlite3.Connection, q: RunQuery) -> dict[str, int]:
     """Task runs per public status among the runs `q` matches (PENDING not counted)."""
-    filters = _run_filters(conn, q, "t.created_at")
+    filters = _run_filters(conn, q, "t")
     if filters is None:
         return {}
     where, params = filters
     counts: dict[str, int] = {}
     for status, count in conn.execute(
-        f"""SELECT t.status, count(*) FROM task_runs t
-            JOIN workflow_runs r ON r.id = t.workflow_run_id
+        f"""SELECT t.status, count(*) FROM {_task_source(q)}
             WHERE {" AND ".join(where)} AND t.status != 'PENDING' GROUP BY t.status""",
         params,
     ):
