@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
@@ -457,15 +458,19 @@ def test_stream_chunks_are_not_kept_in_memory(hatchet: Hatchet) -> None:
             ctx.put_stream(f"{i:03d}{chunk}")  # a new 1 MB string each time
 
     streamer.run()  # warm up: imports, threads, caches
+    gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(3):
             streamer.run()
+        gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert grown < 5_000_000, f"{grown:,} bytes kept after streaming 150 MB"
+    # Kept in memory, the chunks would be 150 MB; other threads of the test process
+    # may allocate a little meanwhile.
+    assert grown < 30_000_000, f"{grown:,} bytes kept after streaming 150 MB"
 
 
 def test_size_limits_name_what_is_too_large(db_path: str) -> None:
