@@ -98,7 +98,6 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     def __init__(self, config: WorkflowConfig, client: Hatchet, site: Site | None = None) -> None:
         super().__init__(config, site or definition_site())
         self._client = client
-        self._id_cache: str | None = None
 
     @property
     def client(self) -> Hatchet:
@@ -291,10 +290,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
 
     @property
     def id(self) -> str:
-        """The workflow's stored id (what `runs.list(workflow_ids=...)` takes)."""
-        if self._id_cache is None:
-            self._id_cache = RUNTIME.call(self._id)
-        return self._id_cache
+        """The workflow's stored id (what `runs.list(workflow_ids=...)` takes); reading
+        it registers the workflow if it is not (also after a delete)."""
+        return RUNTIME.call(self._id)
 
     def list_runs(
         self,
@@ -389,11 +387,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     def delete(self) -> None:
         """Remove this workflow's registration (see `hatchet.workflows.delete`)."""
         self._client.workflows.delete(self.id)
-        self._id_cache = None
 
     async def aio_delete(self) -> None:
         await self._client.workflows.aio_delete(await RUNTIME.acall(self._id))
-        self._id_cache = None
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return RUNTIME.call(functools.partial(fn, *args))

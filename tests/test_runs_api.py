@@ -574,3 +574,23 @@ def test_warnings_are_not_raised_by_default_list(history: History) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         history.hatchet.runs.list()
+
+
+def test_a_task_that_waited_past_its_schedule_timeout_shows_it(db_path: str) -> None:
+    clock = TestClock(START)
+    hatchet = Hatchet(db=db_path, clock=clock)
+
+    @hatchet.task(schedule_timeout=timedelta(minutes=1))
+    def never(input: EmptyModel, ctx: Context) -> None:
+        pass
+
+    try:
+        hatchet.workflows.pause(never.id, queue_ttl=timedelta(days=1))
+        ref = never.run_no_wait()
+        clock.advance(timedelta(minutes=2))
+        with pytest.raises(ValueError, match="cancelled"):
+            ref.result()
+        events = [e.event_type for e in hatchet.runs.get(ref.workflow_run_id).task_events]
+        assert events == [E.QUEUED, E.SCHEDULING_TIMED_OUT]
+    finally:
+        hatchet.close()

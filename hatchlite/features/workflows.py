@@ -8,7 +8,6 @@ pause (they apply once crons and schedules exist).
 
 from __future__ import annotations
 
-import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -20,15 +19,9 @@ from hatchlite.store.workflows import WorkflowRecord
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
-    from hatchlite.scheduler.engine import Engine
 
 PausedBehavior = Literal["DROP", "QUEUE"]
 _BEHAVIORS = ("DROP", "QUEUE")
-
-# Workflows deleted through an engine, by name. `list` registers this process's
-# definitions (as starting a worker would), and must not bring a deleted one back; it
-# comes back when it is registered again (triggered, served, or its `id` read).
-_deleted: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
 class WorkflowNotFoundError(HatchliteError, ValueError):
@@ -56,11 +49,7 @@ class WorkflowsClient:
     ) -> WorkflowList:
         engine = self._client._engine
         await engine.ensure_started()
-        deleted = _deleted.get(engine, set())
-        for gone in list(deleted):
-            if await engine.store.workflow_by_name(gone) is not None:
-                deleted.discard(gone)  # registered again since
-        await engine.register([wf for wf in engine.defined.values() if wf.name not in deleted])
+        await engine.register_defined()
         name = None if workflow_name is None else self._client.config.apply_namespace(workflow_name)
         records, total = await engine.store.workflows(name, limit, offset or 0)
         return WorkflowList(
@@ -77,11 +66,8 @@ class WorkflowsClient:
         return _workflow(record, self._client.tenant_id)
 
     async def _delete(self, workflow_id: str) -> None:
-        engine = self._client._engine
-        name = await engine.delete_workflow(workflow_id)
-        if name is None:
+        if await self._client._engine.delete_workflow(workflow_id) is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
-        _deleted.setdefault(engine, set()).add(name)
 
     async def _pause(
         self,
@@ -122,9 +108,10 @@ class WorkflowsClient:
         return await RUNTIME.acall(self._get, workflow_id)
 
     def delete(self, workflow_id: str) -> None:
-        """Remove a workflow's registration. Its stored runs stay (readable by id, and
-        deleted by `runs.purge`); a process that defines it again registers it afresh,
-        with a new id, and its old runs are listed under that id."""
+        """Remove a workflow from `list` and `get`. Its stored runs stay (readable by id,
+        deleted by `runs.purge`), and its queued and running task runs still finish. A
+        process that defines it registers it again (when it triggers or serves it, or
+        reads `wf.id`), under a new id that its old runs are listed under too."""
         RUNTIME.call(self._delete, workflow_id)
 
     async def aio_delete(self, workflow_id: str) -> None:

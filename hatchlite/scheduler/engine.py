@@ -98,6 +98,7 @@ class Engine:
         self._last_activity = 0.0
         self._registered: dict[str, object] = {}
         self._warned_unserved: set[str] = set()
+        self._deleted: set[str] = set()  # deleted through the workflows API, by name
         self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
 
     # -- lifecycle ---------------------------------------------------------------
@@ -205,6 +206,13 @@ class Engine:
             await self.store.register_workflows(items, self.clock.time())
             for shape, _, _ in items:
                 self._registered[shape.name] = shape
+                self._deleted.discard(shape.name)
+
+    async def register_defined(self) -> None:
+        """Register every workflow this process defines (as a worker start would), but
+        not those deleted through this engine since (`workflows.list` must not bring
+        them back; triggering, serving or reading `wf.id` does)."""
+        await self.register([wf for wf in self.defined.values() if wf.name not in self._deleted])
 
     async def add_worker(self, worker: LocalWorker) -> None:
         await self.ensure_started()
@@ -609,9 +617,10 @@ class Engine:
 
     async def delete_workflow(self, workflow_id: str) -> str | None:
         await self.ensure_started()
-        name = await self.store.delete_workflow(workflow_id)
+        name = await self.store.delete_workflow(workflow_id, self.clock.time())
         if name is not None:
             self._registered.pop(name, None)
+            self._deleted.add(name)
         return name
 
     def _changed_actions(self) -> dict[str, list[str]]:

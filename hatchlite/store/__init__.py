@@ -210,10 +210,10 @@ class Store:
 
     # -- workflows and workers as rows ---------------------------------------------------
 
-    async def delete_workflow(self, workflow_id: str) -> str | None:
-        name = await self.db.run(lambda conn: _workflows.delete_txn(conn, workflow_id))
+    async def delete_workflow(self, workflow_id: str, now: float) -> str | None:
+        name = await self.db.run(lambda conn: _workflows.delete_txn(conn, workflow_id, now))
         if name is not None:
-            self.shapes.forget(name)
+            self.shapes.forget_registration(name)  # registering it again undeletes it
         return name
 
     async def pause_workflow(

@@ -202,6 +202,9 @@ _V4 = [
     """ALTER TABLE workflows ADD COLUMN pause_queue_ttl REAL""",
     """ALTER TABLE workflows ADD COLUMN paused_cron_behavior TEXT""",
     """ALTER TABLE workflows ADD COLUMN paused_scheduled_behavior TEXT""",
+    # Deleted through the workflows API: kept (its runs still settle with its shape),
+    # hidden from listing; registering it again brings it back under a new id.
+    """ALTER TABLE workflows ADD COLUMN deleted_at REAL""",
     """CREATE TABLE stream_chunks (
         id INTEGER PRIMARY KEY,
         workflow_run_id TEXT NOT NULL,

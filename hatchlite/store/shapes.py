@@ -53,7 +53,12 @@ class ShapeCache:
                    updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (name) DO UPDATE SET shape = excluded.shape,
                    description = excluded.description, version = excluded.version,
-                   updated_at = excluded.updated_at""",
+                   updated_at = excluded.updated_at,
+                   -- a deleted workflow registered again comes back under a new id
+                   id = CASE WHEN deleted_at IS NULL THEN id ELSE excluded.id END,
+                   created_at = CASE WHEN deleted_at IS NULL THEN created_at
+                                     ELSE excluded.created_at END,
+                   deleted_at = NULL""",
             (shape.name, str(uuid.uuid4()), description, version, text, now, now),
         )
         with self._lock:
@@ -62,10 +67,9 @@ class ShapeCache:
         row = conn.execute("SELECT id FROM workflows WHERE name = ?", (shape.name,)).fetchone()
         return str(row[0])
 
-    def forget(self, name: str) -> None:
-        """Drop what is known of workflow `name` (its row was deleted)."""
+    def forget_registration(self, name: str) -> None:
+        """Write workflow `name`'s row again at its next registration (it was deleted)."""
         with self._lock:
-            self._shapes.pop(name, None)
             self._registered.pop(name, None)
 
     def put(self, shape: WorkflowShape) -> None:

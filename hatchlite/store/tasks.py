@@ -541,19 +541,21 @@ def expire_schedule_timeouts(settler: Settler) -> list[str]:
     """Cancel queued tasks that waited past their schedule timeout."""
     conn = settler.conn
     rows = conn.execute(
-        """SELECT id, workflow_run_id, workflow_name, task_name, retry_count FROM task_runs
-           WHERE status = 'QUEUED' AND schedule_deadline <= ?""",
+        """SELECT id, workflow_run_id, workflow_name, task_name, retry_count, queued_at
+           FROM task_runs WHERE status = 'QUEUED' AND schedule_deadline <= ?""",
         (settler.now,),
     ).fetchall()
     expired = []
-    for task_id, run_id, wf_name, task_name, retry_count in rows:
+    for task_id, run_id, wf_name, task_name, retry_count, queued_at in rows:
         cur = conn.execute(
             "UPDATE task_runs SET status = 'CANCELLED', finished_at = ? "
             "WHERE id = ? AND status = 'QUEUED'",
             (settler.now, task_id),
         )
         if cur.rowcount:
-            settler.record_attempt(task_id, retry_count, "SCHEDULING_TIMED_OUT", None, None, None)
+            settler.record_attempt(
+                task_id, retry_count, "SCHEDULING_TIMED_OUT", None, None, None, queued_at
+            )
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
             expired.append(task_id)
     return expired

@@ -41,9 +41,9 @@ def _record(row: tuple[object, ...]) -> WorkflowRecord:
 def list_txn(
     conn: sqlite3.Connection, name: str | None, limit: int | None, offset: int
 ) -> tuple[list[WorkflowRecord], int]:
-    where, params = "", []
+    where, params = "WHERE deleted_at IS NULL", []
     if name is not None:
-        where, params = "WHERE name = ?", [name]
+        where, params = "WHERE deleted_at IS NULL AND name = ?", [name]
     total = int(conn.execute(f"SELECT count(*) FROM workflows {where}", params).fetchone()[0])
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM workflows {where} ORDER BY name LIMIT ? OFFSET ?",
@@ -53,21 +53,30 @@ def list_txn(
 
 
 def get_txn(conn: sqlite3.Connection, workflow_id: str) -> WorkflowRecord | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM workflows WHERE id = ? AND deleted_at IS NULL", (workflow_id,)
+    ).fetchone()
     return None if row is None else _record(row)
 
 
 def by_name_txn(conn: sqlite3.Connection, name: str) -> WorkflowRecord | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM workflows WHERE name = ?", (name,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM workflows WHERE name = ? AND deleted_at IS NULL", (name,)
+    ).fetchone()
     return None if row is None else _record(row)
 
 
-def delete_txn(conn: sqlite3.Connection, workflow_id: str) -> str | None:
-    """Remove a workflow's row; its runs stay. Returns its name, None if unknown."""
-    row = conn.execute("SELECT name FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+def delete_txn(conn: sqlite3.Connection, workflow_id: str, now: float) -> str | None:
+    """Mark a workflow deleted (its row, with its shape, stays for the runs that still
+    settle with it). Returns its name, None if unknown."""
+    row = conn.execute(
+        "SELECT name FROM workflows WHERE id = ? AND deleted_at IS NULL", (workflow_id,)
+    ).fetchone()
     if row is None:
         return None
-    conn.execute("DELETE FROM workflows WHERE id = ?", (workflow_id,))
+    conn.execute(
+        "UPDATE workflows SET deleted_at = ?, is_paused = 0 WHERE id = ?", (now, workflow_id)
+    )
     return str(row[0])
 
 
@@ -83,7 +92,7 @@ def set_paused_txn(
     cur = conn.execute(
         """UPDATE workflows SET is_paused = ?, paused_at = ?, pause_queue_ttl = ?,
                paused_cron_behavior = ?, paused_scheduled_behavior = ?, updated_at = ?
-           WHERE id = ?""",
+           WHERE id = ? AND deleted_at IS NULL""",
         (
             int(paused),
             now if paused else None,
