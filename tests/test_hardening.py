@@ -30,13 +30,13 @@ from hatchlite import (
     ConcurrencyExpression,
     ConcurrencyLimitStrategy,
     Context,
+    DesiredWorkerLabel,
     DurableContext,
     EmptyModel,
     FailedTaskRunExceptionGroup,
     Hatchet,
     InvalidDefinitionError,
     RateLimit,
-    SleepCondition,
     UserEventCondition,
     V1TaskStatus,
 )
@@ -403,21 +403,24 @@ def test_unenforced_parameters_warn_once_per_workflow_and_parameter(hatchet: Hat
                 max_runs=1,
                 limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
             ),
-            on_events=["user:created"],
+            on_crons=["0 * * * *"],
         )
 
         @wf.task(rate_limits=[RateLimit(static_key="api", units=1)])
         def first(input: EmptyModel, ctx: Context) -> None:
             pass
 
-        @wf.task(rate_limits=[RateLimit(static_key="api", units=1)], cancel_if=[SleepCondition(1)])
+        @wf.task(
+            rate_limits=[RateLimit(static_key="api", units=1)],
+            desired_worker_labels={"gpu": DesiredWorkerLabel(value="yes")},
+        )
         def second(input: EmptyModel, ctx: Context) -> None:
             pass
 
     messages = [str(w.message) for w in caught]
     assert len(messages) == 3, messages
-    assert "`on_events`, `concurrency`" in messages[0]
-    assert "`rate_limits`" in messages[1] and "`cancel_if`" in messages[2]
+    assert "`on_crons`, `concurrency`" in messages[0]
+    assert "`rate_limits`" in messages[1] and "`desired_worker_labels`" in messages[2]
     assert all(w.filename == __file__ for w in caught)  # attributed to the user's line
 
 

@@ -7,12 +7,15 @@ Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from hatchlite.cel import InvalidCELError, check_boolean
 from hatchlite.conditions import Condition, OrGroup
+from hatchlite.dag.gates import check_conditions, condition_defs
 from hatchlite.dag.site import UNKNOWN_SITE, Site, warn_user
 from hatchlite.exceptions import (
     InvalidDefinitionError,
@@ -101,9 +104,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             *(
                 param
                 for param, value in (
-                    ("on_events", config.on_events),
                     ("on_crons", config.on_crons),
-                    ("default_filters", config.default_filters),
                     ("concurrency", config.concurrency),
                     ("idempotency", config.idempotency),
                     ("sticky", config.sticky),
@@ -111,6 +112,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 if value
             )
         )
+        _check_triggers(config)
         validator = config.input_validator or EmptyModel
         self.input_validator_type: Any = validator
         try:
@@ -357,9 +359,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                     ("concurrency", concurrency),
                     ("rate_limits", rate_limits),
                     ("desired_worker_labels", desired_worker_labels),
-                    ("wait_for", wait_for),
-                    ("skip_if", skip_if),
-                    ("cancel_if", cancel_if),
                     ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
                 )
                 if value
@@ -406,11 +405,11 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             is_durable=is_durable,
             eviction_policy=eviction_policy,
         )
-        keys = [c.readable_data_key for c in (*task.wait_for, *task.skip_if, *task.cancel_if)]
-        if len(keys) != len(set(keys)):
-            raise InvalidDefinitionError(
-                f"{where}: conditions need distinct readable_data_keys, got {keys}"
-            )
+        check_conditions(
+            where,
+            _ancestors(parent_list),
+            {"wait_for": task.wait_for, "skip_if": task.skip_if, "cancel_if": task.cancel_if},
+        )
         if step_type is StepType.DEFAULT:
             self.tasks.append(task)
         self._shape = None
@@ -457,12 +456,25 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 execution_timeout=t.execution_timeout.total_seconds(),
                 slot_cost=t.slot_cost,
                 is_durable=t.is_durable,
+                conditions=condition_defs(t, self.config_namespace()),
             )
 
         shapes = {name: task_shape(name) for name in order}
         on_failure = task_shape(self._on_failure.name) if self._on_failure else None
         count = len(shapes) + (1 if on_failure else 0)
-        self._shape = WorkflowShape(self.name, shapes, on_failure, is_dag=count > 1)
+        config = self.config
+        self._shape = WorkflowShape(
+            self.name,
+            shapes,
+            on_failure,
+            is_dag=count > 1,
+            on_events=tuple(config.on_events),
+            default_filters=tuple(
+                (f.expression, f.scope, json.dumps(f.payload)) for f in config.default_filters
+            ),
+            default_priority=int(config.default_priority),
+            default_metadata_json=json.dumps(config.default_additional_metadata),
+        )
         return self._shape
 
     def validate_input(self, input: Any) -> str:
@@ -496,6 +508,36 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
 
     def parse_input(self, text: str) -> Any:
         return self.input_adapter.validate_json(text)
+
+
+def _ancestors(parents: list[Task[Any, Any]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(parents)
+    while stack:
+        task = stack.pop()
+        if task.name not in seen:
+            seen.add(task.name)
+            stack.extend(task.parents)
+    return seen
+
+
+def _check_triggers(config: WorkflowConfig) -> None:
+    """Event keys and default filters, checked when the workflow is declared."""
+    where = f"workflow {config.name!r}"
+    for key in config.on_events:
+        if not isinstance(key, str) or not key:
+            raise InvalidDefinitionError(f"{where}: on_events keys must be non-empty strings")
+    for default in config.default_filters:
+        try:
+            check_boolean(default.expression, f"{where}, default filter (scope {default.scope!r})")
+        except InvalidCELError as exc:
+            raise InvalidDefinitionError(str(exc)) from exc
+        try:
+            json.dumps(default.payload)
+        except (TypeError, ValueError) as exc:
+            raise InvalidDefinitionError(
+                f"{where}, default filter (scope {default.scope!r}): payload is not JSON: {exc}"
+            ) from exc
 
 
 def _fallback(value: Any, decorator_default: Any, workflow_default: Any) -> Any:

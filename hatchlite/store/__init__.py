@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from hatchlite.store import durable as _durable
 from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
+from hatchlite.store import settle as _settle
 from hatchlite.store import streams as _streams
 from hatchlite.store import tasks as _tasks
 from hatchlite.store import views as _views
@@ -271,7 +272,7 @@ class Store:
             durable = _durable.fire_timers_txn(conn, now) if maintenance else {}
             if check_durable:
                 durable.update(_durable.satisfied_among_txn(conn, check_durable))
-            settler = _tasks.Settler(conn, self.shapes, now)
+            settler = _settle.Settler(conn, self.shapes, now)
             for outcome in outcomes:
                 settler.finish(outcome)
             if maintenance:
@@ -396,7 +397,7 @@ class Store:
         """A worker stopped: mark it so and re-queue the task runs it still held."""
 
         def job(conn: sqlite3.Connection) -> int:
-            settler = _tasks.Settler(conn, self.shapes, now)
+            settler = _settle.Settler(conn, self.shapes, now)
             count = _workers.release_txn(settler, worker_id, "REASSIGNED")
             settler.close()
             return count

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 ACTIVE = ("PENDING", "QUEUED", "RUNNING", "WAITING")
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionDef:
+    """One condition of a task's `wait_for` (action QUEUE), `skip_if` (SKIP) or
+    `cancel_if` (CANCEL). Conditions of one action with the same `group` are an `or_`;
+    every group of an action must be met for the action to happen."""
+
+    action: str  # QUEUE, SKIP or CANCEL
+    group: int
+    kind: str  # SLEEP, EVENT or PARENT
+    readable_key: str
+    duration: float | None = None  # SLEEP: seconds from when the task's parents are done
+    event_key: str | None = None  # EVENT (namespaced)
+    expression: str | None = None  # EVENT: over `input`; PARENT: over `output`
+    scope: str | None = None  # EVENT
+    since: float | None = None  # EVENT: events stored since then count too
+    parent: str | None = None  # PARENT: the task whose output is tested
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +41,7 @@ class TaskShape:
     execution_timeout: float
     slot_cost: int
     is_durable: bool
+    conditions: tuple[ConditionDef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +52,13 @@ class WorkflowShape:
     tasks: dict[str, TaskShape]
     on_failure: TaskShape | None
     is_dag: bool
+    # What event-triggered runs need from the definition, which may be in another
+    # process: the event keys (`*` wildcards), the default filters (expression, scope,
+    # payload JSON), the default priority and additional metadata.
+    on_events: tuple[str, ...] = ()
+    default_filters: tuple[tuple[str, str, str], ...] = ()
+    default_priority: int = 1
+    default_metadata_json: str = "{}"
 
     def task(self, name: str) -> TaskShape:
         shape = self.tasks.get(name)
@@ -178,6 +205,7 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "execution_timeout": t.execution_timeout,
             "slot_cost": t.slot_cost,
             "is_durable": t.is_durable,
+            "conditions": [dataclasses.asdict(c) for c in t.conditions],
         }
 
     return json.dumps(
@@ -186,6 +214,10 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "tasks": [task(t) for t in shape.tasks.values()],
             "on_failure": task(shape.on_failure) if shape.on_failure else None,
             "is_dag": shape.is_dag,
+            "on_events": list(shape.on_events),
+            "default_filters": [list(f) for f in shape.default_filters],
+            "default_priority": shape.default_priority,
+            "default_metadata": shape.default_metadata_json,
         }
     )
 
@@ -203,6 +235,7 @@ def shape_from_json(text: str) -> WorkflowShape:
             execution_timeout=float(d["execution_timeout"]),
             slot_cost=int(d["slot_cost"]),
             is_durable=bool(d["is_durable"]),
+            conditions=tuple(ConditionDef(**c) for c in d.get("conditions", ())),
         )
 
     return WorkflowShape(
@@ -210,4 +243,8 @@ def shape_from_json(text: str) -> WorkflowShape:
         tasks={t["name"]: task(t) for t in data["tasks"]},
         on_failure=task(data["on_failure"]) if data["on_failure"] else None,
         is_dag=bool(data["is_dag"]),
+        on_events=tuple(data.get("on_events", ())),
+        default_filters=tuple(tuple(f) for f in data.get("default_filters", ())),
+        default_priority=int(data.get("default_priority", 1)),
+        default_metadata_json=str(data.get("default_metadata", "{}")),
     )

@@ -16,8 +16,9 @@ from hatchlite.store.records import (
     TriggerResult,
     WorkflowShape,
 )
+from hatchlite.store.settle import Settler
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import Settler, chunks, insert_task_events, marks
+from hatchlite.store.tasks import chunks, insert_task_events, marks
 
 
 def trigger_txn(

@@ -214,6 +214,33 @@ _V4 = [
     )""",
     """CREATE INDEX stream_chunks_run ON stream_chunks (workflow_run_id, id)""",
     """CREATE INDEX events_created ON events (created_at)""",
+    # Task conditions (wait_for / skip_if / cancel_if) share durable_conditions with
+    # durable waits: node_id 0 and an action; `parents_skipped` counts a task's skipped
+    # parents (all skipped: the task is skipped); `trigger_data` is what its met
+    # conditions carried.
+    """ALTER TABLE durable_conditions ADD COLUMN action TEXT""",
+    """ALTER TABLE task_runs ADD COLUMN parents_skipped INTEGER NOT NULL DEFAULT 0""",
+    """ALTER TABLE task_runs ADD COLUMN trigger_data TEXT""",
+    # Event triggers: the keys a workflow listens to (`*` wildcards stored as LIKE `%`),
+    # its filters, and on each run the filter that started it.
+    """CREATE TABLE event_triggers (
+        workflow_name TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        PRIMARY KEY (workflow_name, pattern)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE filters (
+        id TEXT PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        expression TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        is_declarative INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE INDEX filters_workflow ON filters (workflow_name, scope)""",
+    """ALTER TABLE workflow_runs ADD COLUMN filter_id TEXT""",
+    """ALTER TABLE workflow_runs ADD COLUMN filter_payload TEXT""",
 ]
 
 MIGRATIONS: list[tuple[int, list[str]]] = [

@@ -15,8 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from hatchlite.store.settle import Settler
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import Settler
 
 
 def _read(path: str) -> str | None:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from hatchlite.store.tasks import Settler
+from hatchlite.store.settle import Settler
 
 PAUSE_CANCEL_MESSAGE = (
     "workflow {name!r} was paused, and this task run stayed queued past the pause's queue_ttl"
