@@ -48,12 +48,15 @@ class RunData:
         "additional_metadata",
         "child_index",
         "child_key",
+        "filter_payload",
         "input_json",
         "parent_errors",
         "parent_outputs",
         "parent_task_run_id",
         "parent_workflow_run_id",
         "priority",
+        "trigger_data",
+        "triggering_event_id",
         "workflow_name",
     )
 
@@ -70,7 +73,13 @@ class RunData:
         parent_task_run_id: str | None = None,
         child_index: int | None = None,
         child_key: str | None = None,
+        triggering_event_id: str | None = None,
+        filter_payload: JSONMap | None = None,
+        trigger_data: JSONMap | None = None,
     ) -> None:
+        self.triggering_event_id = triggering_event_id
+        self.filter_payload = filter_payload or {}
+        self.trigger_data = trigger_data or {}
         self.workflow_name = workflow_name
         self.input_json = input_json
         self.additional_metadata = additional_metadata
@@ -177,23 +186,28 @@ class Context:
 
     @property
     def filter_payload(self) -> JSONMap:
-        return {}
+        """The payload of the filter through which an event started this run, else {}."""
+        return self._run.filter_payload
 
     @property
     def trigger_data(self) -> JSONMap:
-        return {}
+        """What started this task: for a run an event started through a filter,
+        `{"filter_payload": ...}`; for a task its conditions gated, what its met
+        conditions carried, by readable data key (lists of event payloads, sleeps)."""
+        return self._run.trigger_data
 
     @property
     def was_triggered_by_event(self) -> bool:
-        return False
+        return self._run.triggering_event_id is not None
 
     @property
     def triggering_event_id(self) -> str | None:
-        return None
+        return self._run.triggering_event_id
 
     @property
     def triggering_event_key(self) -> str | None:
-        return None
+        key = self._run.additional_metadata.get("hatchet__event_key")
+        return str(key) if self.was_triggered_by_event and key is not None else None
 
     # -- input and parent outputs -----------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from hatchlite.context import current_context
+from hatchlite.dag import check_priority
 from hatchlite.exceptions import PayloadTooLargeError
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import EventIn
@@ -71,6 +72,13 @@ class EventClient:
         scope: str | None,
     ) -> EventIn:
         opts = options or PushEventOptions()
+        if not isinstance(event_key, str) or not event_key:
+            raise ValueError(f"an event key must be a non-empty string, got {event_key!r}")
+        if not isinstance(payload, dict):
+            raise ValueError(
+                f"the payload of event {event_key!r} must be a dict (a JSON object), got "
+                f"{type(payload).__name__}"
+            )
         key = self._client.config.apply_namespace(event_key, opts.namespace)
         meta = {**opts.additional_metadata, **(additional_metadata or {})}
         ctx = current_context.get()
@@ -86,11 +94,11 @@ class EventClient:
             payload_json,
             meta_json,
             scope if scope is not None else opts.scope,
-            priority if priority is not None else opts.priority,
+            check_priority(priority if priority is not None else opts.priority, f"event {key!r}"),
         )
 
     async def _push(self, events: list[EventIn]) -> list[Event]:
-        stored = await self._client._engine.push_events(events)
+        stored = (await self._client._engine.push_events(events)).events
         return [
             Event(
                 tenant_id=self._client.tenant_id,
@@ -113,7 +121,9 @@ class EventClient:
         priority: int | None = None,
         scope: str | None = None,
     ) -> Event:
-        """Store an event; durable waits whose key, scope and expression match wake up."""
+        """Store an event: it starts the runs of workflows listening to its key (through
+        their filters), and meets the conditions (of durable waits and of tasks' wait_for,
+        skip_if, cancel_if) that match its key, scope and expression."""
         prepared = self._prepare(event_key, payload, options, additional_metadata, priority, scope)
         return RUNTIME.call(self._push, [prepared])[0]
 

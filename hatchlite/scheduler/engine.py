@@ -38,9 +38,9 @@ from hatchlite.store import (
     NewRun,
     Node,
     Outcome,
+    PushResult,
     RunResult,
     Store,
-    StoredEvent,
     TriggerResult,
     WorkerRow,
 )
@@ -284,9 +284,11 @@ class Engine:
         await self.ensure_started()
         await self.register(workflows)
         unchecked = {run.workflow_name for run in runs} - self._served_here()
-        results, unserved = await self.store.trigger(
+        results, unserved, finished = await self.store.trigger(
             runs, self.clock.time(), check_served=unchecked, wall=time.time()
         )
+        if finished:
+            self._deliver_later(list(finished))
         for name in unserved - self._warned_unserved:
             self._warned_unserved.add(name)
             logger.warning(
@@ -358,7 +360,9 @@ class Engine:
     async def replay(self, ids: list[str]) -> list[str]:
         """Queue finished runs (or task runs) again; see `RunsClient.replay`."""
         await self.ensure_started()
-        replayed = await self.store.replay(ids, self.clock.time())
+        replayed, finished = await self.store.replay(ids, self.clock.time())
+        if finished:
+            self._deliver_later(list(finished))
         self._last_activity = time.monotonic()
         self.wake()
         return replayed
@@ -478,13 +482,24 @@ class Engine:
             if future is not None and not future.done():
                 future.set_result(result)
 
-    async def push_events(self, events: list[EventIn]) -> list[StoredEvent]:
+    async def push_events(self, events: list[EventIn]) -> PushResult:
+        """Store events; the runs they start and the waits they meet follow."""
         await self.ensure_started()
-        stored, satisfied = await self.store.push_events(events, self.clock.time())
-        self._resolve_durable(satisfied)
+        await self.register_defined()  # workflows listening to events must be known first
+        result = await self.store.push_events(events, self.clock.time())
+        self._resolve_durable(result.satisfied)
+        if result.finished_runs:
+            self._deliver_later(list(result.finished_runs))
         self._last_activity = time.monotonic()
         self.wake()
-        return stored
+        return result
+
+    def _deliver_later(self, run_ids: list[str]) -> None:
+        """Tell the waiters of runs that ended outside the step (the caller is not
+        waiting for that)."""
+        assert self.loop is not None
+        task = self.loop.create_task(self._fetch_and_deliver(run_ids))
+        task.add_done_callback(_log_failure)
 
     # -- executions --------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from hatchlite.exceptions import (
     TaskRunError,
 )
 from hatchlite.store.records import ClaimedTask, Outcome
-from hatchlite.types import duration_expr
+from hatchlite.types import JSONMap, duration_expr
 
 if TYPE_CHECKING:
     from hatchlite.dag import Task
@@ -126,6 +126,9 @@ class Execution:
             parent_task_run_id=claimed.parent_task_run_id,
             child_index=claimed.child_index,
             child_key=claimed.child_key,
+            triggering_event_id=claimed.triggering_event_id,
+            filter_payload=_json_map(claimed.filter_payload_json),
+            trigger_data=_trigger_data(claimed),
         )
         if self.task.is_durable:
             from hatchlite.durable import DurableContext
@@ -273,3 +276,15 @@ class Execution:
                 attempt_status=attempt_status,
             )
         return self._outcome("FAILED", error_json=error.to_json(), attempt_status=attempt_status)
+
+
+def _json_map(text: str | None) -> JSONMap:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _trigger_data(claimed: ClaimedTask) -> JSONMap:
+    data = _json_map(claimed.trigger_data_json)
+    if claimed.filter_payload_json is not None:
+        data.setdefault("filter_payload", _json_map(claimed.filter_payload_json))
+    return data

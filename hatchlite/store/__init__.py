@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Container
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hatchlite.store import durable as _durable
+from hatchlite.store import gates as _gates
 from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
 from hatchlite.store import settle as _settle
 from hatchlite.store import streams as _streams
 from hatchlite.store import tasks as _tasks
+from hatchlite.store import triggers as _triggers
 from hatchlite.store import views as _views
 from hatchlite.store import workers as _workers
 from hatchlite.store import workflows as _workflows
@@ -50,6 +53,7 @@ __all__ = [
     "NewRun",
     "Node",
     "Outcome",
+    "PushResult",
     "RunResult",
     "Store",
     "StoredEvent",
@@ -60,6 +64,14 @@ __all__ = [
     "WorkerRow",
     "WorkflowShape",
 ]
+
+
+@dataclass(slots=True)
+class PushResult:
+    events: list[StoredEvent] = field(default_factory=list)
+    satisfied: dict[Node, str] = field(default_factory=dict)  # durable waits
+    triggered: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    finished_runs: dict[str, str] = field(default_factory=dict)
 
 
 class Store:
@@ -91,6 +103,7 @@ class Store:
         def job(conn: sqlite3.Connection) -> None:
             for shape, text, desc, version in pending:
                 self.shapes.register_txn(conn, shape, text, desc, version, now)
+                _triggers.register_txn(conn, shape, now)
 
         await self.db.run(job)
 
@@ -103,19 +116,24 @@ class Store:
         *,
         check_served: Collection[str] = (),
         wall: float = 0.0,
-    ) -> tuple[list[TriggerResult], set[str]]:
+    ) -> tuple[list[TriggerResult], set[str], dict[str, str]]:
         """Create runs. For the workflows of `check_served`, look for a live worker (on
         any process) that serves their first tasks; runs of workflows with none get a
-        REQUEUED_NO_WORKER task event. Returns the results and those workflows."""
+        REQUEUED_NO_WORKER task event. Returns the results, those workflows, and the runs
+        that ended at once (their first tasks' conditions decided them: a zero sleep)."""
 
-        def job(conn: sqlite3.Connection) -> tuple[list[TriggerResult], set[str]]:
-            results = _runs.trigger_txn(conn, runs, self.shapes, now)
-            if not check_served:
-                return results, set()
-            unserved = _runs.unserved_txn(conn, self.shapes, check_served, wall)
+        def job(
+            conn: sqlite3.Connection,
+        ) -> tuple[list[TriggerResult], set[str], dict[str, str]]:
+            settler = _settle.Settler(conn, self.shapes, now)
+            results = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+            settler.close()
+            unserved: set[str] = set()
+            if check_served:
+                unserved = _runs.unserved_txn(conn, self.shapes, check_served, wall)
             if unserved:
                 _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
-            return results, unserved
+            return results, unserved, settler.finished_runs
 
         return await self.db.run(job)
 
@@ -148,7 +166,7 @@ class Store:
         """The registered shape of a workflow; `UnknownWorkflowError` if none."""
         return await self._read(self.shapes.get, workflow_name)
 
-    async def replay(self, ids: list[str], now: float) -> list[str]:
+    async def replay(self, ids: list[str], now: float) -> tuple[list[str], dict[str, str]]:
         return await self.db.run(lambda conn: _runs.replay_txn(conn, ids, self.shapes, now))
 
     # -- reading runs back -------------------------------------------------------------
@@ -269,10 +287,12 @@ class Store:
 
         def job(conn: sqlite3.Connection) -> TickResult:
             paused = _workflows.paused_txn(conn) if claims or maintenance else {}
-            durable = _durable.fire_timers_txn(conn, now) if maintenance else {}
+            settler = _settle.Settler(conn, self.shapes, now)
+            durable: dict[Node, str] = {}
+            if maintenance:
+                durable = self._meet(settler, _durable.meet_timers_txn(conn, now))
             if check_durable:
                 durable.update(_durable.satisfied_among_txn(conn, check_durable))
-            settler = _settle.Settler(conn, self.shapes, now)
             for outcome in outcomes:
                 settler.finish(outcome)
             if maintenance:
@@ -343,21 +363,35 @@ class Store:
             lambda conn: _durable.satisfied_among_txn(conn, nodes), write=False
         )
 
-    async def push_events(
-        self, events: list[EventIn], now: float
-    ) -> tuple[list[StoredEvent], dict[Node, str]]:
-        """Store events (one transaction) and the durable waits they satisfied."""
+    async def push_events(self, events: list[EventIn], now: float) -> PushResult:
+        """Store events and, in the same transaction, the runs they start and the
+        conditions they meet (of durable waits and of gated tasks)."""
 
-        def job(conn: sqlite3.Connection) -> tuple[list[StoredEvent], dict[Node, str]]:
-            stored: list[StoredEvent] = []
-            satisfied: dict[Node, str] = {}
+        def job(conn: sqlite3.Connection) -> PushResult:
+            result = PushResult()
+            settler = _settle.Settler(conn, self.shapes, now)
             for event in events:
-                one, met = _durable.push_event_txn(conn, *event, now)
-                stored.append(one)
-                satisfied.update(met)
-            return stored, satisfied
+                stored = _durable.store_event_txn(conn, *event, now)
+                result.events.append(stored)
+                runs = _triggers.runs_for_event_txn(conn, self.shapes, stored)
+                if runs:
+                    _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+                    result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]
+                met = _durable.meet_event_txn(conn, stored)
+                result.satisfied.update(self._meet(settler, met))
+            settler.close()
+            result.finished_runs = settler.finished_runs
+            return result
 
         return await self.db.run(job)
+
+    def _meet(self, settler: _settle.Settler, nodes: set[Node]) -> dict[Node, str]:
+        """Settle the waits with a newly met condition: gated tasks (node 0) are queued,
+        skipped or cancelled; durable waits satisfied are returned."""
+        gated = sorted(task_id for task_id, node_id in nodes if node_id == 0)
+        if gated:
+            _gates.settle_gates_txn(settler, gated)
+        return _durable.settle_waits_txn(settler.conn, nodes, settler.now)
 
     # -- workers -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,7 +142,7 @@ def open_wait_txn(
         if cond.kind == "SLEEP" and cond.wake_at is not None and cond.wake_at <= now:
             status = "MET"
         elif cond.kind == "EVENT" and cond.since is not None:
-            found = _earlier_event(conn, cond, (task_id, node_id, idx))
+            found = earlier_event(conn, cond, (task_id, node_id, idx))
             if found is not None:
                 status, payload = "MET", found
         rows.append(
@@ -169,7 +170,7 @@ def open_wait_txn(
     return _settle_entry(conn, task_id, node_id, now)
 
 
-def _earlier_event(conn: sqlite3.Connection, cond: ConditionSpec, ref: CondRef) -> str | None:
+def earlier_event(conn: sqlite3.Connection, cond: ConditionSpec, ref: CondRef) -> str | None:
     for key, payload, metadata, scope in conn.execute(
         """SELECT key, payload, additional_metadata, scope FROM events
            WHERE key = ? AND created_at >= ? ORDER BY seq""",
@@ -217,16 +218,17 @@ def _json_kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a string"
 
 
-class _ReportedConditions:
-    """The conditions whose failing expression was already logged: a bounded LRU, so a
-    wait that meets many bad events logs once and memory stays flat."""
+class ReportedOnce:
+    """What was already logged (a condition's or a filter's failing expression): a
+    bounded LRU, so something that fails on many events logs once and memory stays
+    flat."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._seen: OrderedDict[CondRef, None] = OrderedDict()
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
         self._lock = threading.Lock()  # one database thread per engine, several engines
 
-    def first(self, ref: CondRef) -> bool:
+    def first(self, ref: Hashable) -> bool:
         with self._lock:
             if ref in self._seen:
                 self._seen.move_to_end(ref)
@@ -237,7 +239,7 @@ class _ReportedConditions:
             return True
 
 
-_REPORTED = _ReportedConditions()
+_REPORTED = ReportedOnce()
 
 
 def _report_once(ref: CondRef, event_key: str, expression: str, error: str) -> None:
@@ -247,7 +249,7 @@ def _report_once(ref: CondRef, event_key: str, expression: str, error: str) -> N
         if _REPORTED.first(ref):
             task_id, node_id, idx = ref
             logger.warning(
-                "durable wait of task run %s (entry %d, condition %d): CEL expression %r "
+                "wait of task run %s (entry %d, condition %d): CEL expression %r "
                 "failed on event %r: %s; the event does not match, the wait goes on "
                 "(logged once per condition)",
                 task_id,
@@ -291,33 +293,38 @@ def _settle_entry(conn: sqlite3.Connection, task_id: str, node_id: int, now: flo
     return result if cur.rowcount else None
 
 
-def fire_timers_txn(conn: sqlite3.Connection, now: float) -> dict[Node, str]:
-    """Meet every sleep condition that is due; returns the waits this satisfied."""
+def meet_timers_txn(conn: sqlite3.Connection, now: float) -> set[Node]:
+    """Meet every sleep condition that is due; returns the waits (node 0: a task's
+    conditions) that have a newly met condition."""
     due = conn.execute(
         """SELECT task_run_id, node_id, idx FROM durable_conditions
            WHERE status = 'OPEN' AND kind = 'SLEEP' AND wake_at <= ?""",
         (now,),
     ).fetchall()
     if not due:
-        return {}
+        return set()
     conn.executemany(
         """UPDATE durable_conditions SET status = 'MET'
            WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
         due,
     )
-    return _settle_many(conn, {(t, n) for t, n, _ in due}, now)
+    return {(t, n) for t, n, _ in due}
 
 
-def _settle_many(conn: sqlite3.Connection, nodes: set[Node], now: float) -> dict[Node, str]:
+def settle_waits_txn(conn: sqlite3.Connection, nodes: set[Node], now: float) -> dict[Node, str]:
+    """Satisfy the durable waits among `nodes` whose every group is met (a task's
+    conditions, node 0, are settled by gates.py)."""
     out: dict[Node, str] = {}
     for task_id, node_id in sorted(nodes):
+        if node_id == 0:
+            continue
         result = _settle_entry(conn, task_id, node_id, now)
         if result is not None:
             out[(task_id, node_id)] = result
     return out
 
 
-def push_event_txn(
+def store_event_txn(
     conn: sqlite3.Connection,
     key: str,
     payload_json: str,
@@ -325,31 +332,44 @@ def push_event_txn(
     scope: str | None,
     priority: int | None,
     now: float,
-) -> tuple[StoredEvent, dict[Node, str]]:
-    """Store an event and meet the open event conditions it matches."""
+) -> StoredEvent:
     event = StoredEvent(str(uuid.uuid4()), key, payload_json, metadata_json, scope, priority, now)
     conn.execute(
         """INSERT INTO events (id, key, payload, additional_metadata, scope, priority, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
         (event.id, key, payload_json, metadata_json, scope, priority, now),
     )
+    return event
+
+
+def meet_event_txn(conn: sqlite3.Connection, event: StoredEvent) -> set[Node]:
+    """Meet the open event conditions (of durable waits and of tasks) that `event`
+    matches: found by its key (an index), each one's CEL compiled once and cached.
+    Returns the waits with a newly met condition."""
     met: list[tuple[str, str, int, int]] = []
     for task_id, node_id, idx, want_scope, expression in conn.execute(
         """SELECT task_run_id, node_id, idx, scope, expression FROM durable_conditions
            WHERE status = 'OPEN' AND kind = 'EVENT' AND event_key = ?""",
-        (key,),
+        (event.key,),
     ).fetchall():
         ref = (task_id, node_id, idx)
-        if _event_matches(ref, key, want_scope, expression, payload_json, metadata_json, scope):
-            met.append((payload_json, task_id, node_id, idx))
-    if not met:
-        return event, {}
-    conn.executemany(
-        """UPDATE durable_conditions SET status = 'MET', payload = ?
-           WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
-        met,
-    )
-    return event, _settle_many(conn, {(t, n) for _, t, n, _ in met}, now)
+        if _event_matches(
+            ref,
+            event.key,
+            want_scope,
+            expression,
+            event.payload_json,
+            event.metadata_json,
+            event.scope,
+        ):
+            met.append((event.payload_json, task_id, node_id, idx))
+    if met:
+        conn.executemany(
+            """UPDATE durable_conditions SET status = 'MET', payload = ?
+               WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
+            met,
+        )
+    return {(t, n) for _, t, n, _ in met}
 
 
 def satisfied_among_txn(conn: sqlite3.Connection, nodes: list[Node]) -> dict[Node, str]:

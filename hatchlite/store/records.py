@@ -84,6 +84,10 @@ class NewRun:
     child_index: int | None = None
     child_key: str | None = None
     trigger_key: str | None = None
+    # Started by a pushed event (through one of the workflow's filters, if it has any).
+    triggering_event_id: str | None = None
+    filter_id: str | None = None
+    filter_payload_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,9 @@ class ClaimedTask:
     queued_at: float | None = None
     is_durable: bool = False
     suspect: bool = False  # its worker died while running it before: it runs alone
+    triggering_event_id: str | None = None
+    filter_payload_json: str | None = None
+    trigger_data_json: str | None = None  # what the task's met conditions carried
 
 
 @dataclass(slots=True)

@@ -16,20 +16,26 @@ from hatchlite.store.records import (
     TriggerResult,
     WorkflowShape,
 )
-from hatchlite.store.settle import Settler
+from hatchlite.store.settle import SKIPPED_OUTPUT, Settler
 from hatchlite.store.shapes import ShapeCache
 from hatchlite.store.tasks import chunks, insert_task_events, marks
 
 
 def trigger_txn(
-    conn: sqlite3.Connection, runs: list[NewRun], shapes: ShapeCache, now: float
+    conn: sqlite3.Connection,
+    runs: list[NewRun],
+    shapes: ShapeCache,
+    now: float,
+    settler: Settler | None = None,
 ) -> list[TriggerResult]:
-    """Insert runs and their task rows: roots QUEUED, the rest PENDING on their parents.
+    """Insert runs and their task rows: roots QUEUED, the rest PENDING on their parents;
+    roots with conditions are gated at once (through `settler`, or one of their own).
 
     A child run whose identity (parent task, child key or index) already exists is not
     created again; its existing id is returned instead.
     """
     results: list[TriggerResult] = []
+    gated: list[tuple[str, WorkflowShape, str, str]] = []
     run_rows: list[tuple[object, ...]] = []
     task_rows: list[tuple[object, ...]] = []
     for run in runs:
@@ -46,6 +52,9 @@ def trigger_txn(
             run.child_index,
             run.child_key,
             run.trigger_key,
+            run.triggering_event_id,
+            run.filter_id,
+            run.filter_payload_json,
             now,
         )
         if run.parent_task_run_id is not None:
@@ -64,7 +73,9 @@ def trigger_txn(
         else:
             run_rows.append(row)
         for task in shape.tasks.values():
-            root = not task.parents
+            if not task.parents and task.conditions:
+                gated.append((run.run_id, shape, task.name, run.task_ids[task.name]))
+            root = not task.parents and not task.conditions
             task_rows.append(
                 (
                     run.task_ids[task.name],
@@ -89,13 +100,20 @@ def trigger_txn(
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         task_rows,
     )
+    if gated:
+        own = settler is None
+        gate = settler or Settler(conn, shapes, now)
+        for run_id, shape, name, task_id in gated:
+            gate.parents_done(run_id, shape, name, task_id, 0)
+        if own:
+            gate.close()
     return results
 
 
 _INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
     additional_metadata, priority, parent_workflow_run_id, parent_task_run_id, child_index,
-    child_key, trigger_key, created_at)
-    VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    child_key, trigger_key, triggering_event_id, filter_id, filter_payload, created_at)
+    VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def unserved_txn(
@@ -262,17 +280,19 @@ class RunNotFinishedError(HatchliteError, ValueError):
 
 def replay_txn(
     conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
-) -> list[str]:
+) -> tuple[list[str], dict[str, str]]:
     """Queue finished runs again (by workflow run id, or by task run id for one task and
     its descendants). In a run that did not complete, its failed and cancelled tasks and
     their descendants run again and completed outputs are kept; a completed run runs
-    whole. Each task run that goes again keeps its id and counts one more retry.
-    Returns the workflow run ids replayed."""
+    whole. Each task run that goes again keeps its id and counts one more retry; one
+    with conditions is gated by them again. Returns the workflow run ids replayed, and
+    those that ended at once (every task they replayed was skipped)."""
     unknown = _unknown_ids(conn, ids)
     if unknown:
         raise RunNotFoundError(f"no workflow run or task run with id {unknown[0]!r}")
     replayed: list[str] = []
     events: list[TaskEvent] = []
+    settler = Settler(conn, shapes, now)
     for target in ids:
         run_id, only = _replay_target(conn, target)
         status = conn.execute(
@@ -291,6 +311,13 @@ def replay_txn(
                 (run_id,),
             )
         }
+        skipped = {
+            row[0]
+            for row in conn.execute(
+                "SELECT task_name FROM task_runs WHERE workflow_run_id = ? AND output = ?",
+                (run_id, SKIPPED_OUTPUT),
+            )
+        }
         if only is not None:
             blocked = [
                 p for p in shape.task(only).parents if tasks.get(p, ("", "", 0))[1] != "COMPLETED"
@@ -307,30 +334,29 @@ def replay_txn(
                 "DELETE FROM task_runs WHERE workflow_run_id = ? AND task_name = ?",
                 (run_id, shape.on_failure.name),
             )
+        ready: list[tuple[str, str, int]] = []
         for name in again:
             task_id, _, retry_count = tasks[name]
+            parents = shape.task(name).parents
             waiting_on = [
-                p
-                for p in shape.task(name).parents
-                if p in again or tasks.get(p, ("", ""))[1] != "COMPLETED"
+                p for p in parents if p in again or tasks.get(p, ("", ""))[1] != "COMPLETED"
             ]
-            queued = not waiting_on
+            skipped_parents = sum(1 for p in parents if p not in waiting_on and p in skipped)
             conn.execute(
-                """UPDATE task_runs SET status = ?, parents_left = ?, retry_count = retry_count + 1,
-                       output = NULL, error = NULL, worker_id = NULL, timeout_at = NULL,
-                       started_at = NULL, finished_at = NULL, lost_count = 0, lost_alone = 0,
-                       available_at = ?,
-                       queued_at = ?, schedule_deadline = ?
+                """UPDATE task_runs SET status = 'PENDING', parents_left = ?,
+                       parents_skipped = ?, retry_count = retry_count + 1, output = NULL,
+                       error = NULL, worker_id = NULL, timeout_at = NULL, started_at = NULL,
+                       finished_at = NULL, lost_count = 0, lost_alone = 0, trigger_data = NULL,
+                       available_at = ?, queued_at = NULL, schedule_deadline = NULL
                    WHERE id = ?""",
-                (
-                    "QUEUED" if queued else "PENDING",
-                    len(waiting_on),
-                    now,
-                    now if queued else None,
-                    now + shape.task(name).schedule_timeout if queued else None,
-                    task_id,
-                ),
+                (len(waiting_on), skipped_parents, now, task_id),
             )
+            conn.execute(
+                "DELETE FROM durable_conditions WHERE task_run_id = ? AND node_id = 0",
+                (task_id,),
+            )
+            if not waiting_on:
+                ready.append((name, task_id, skipped_parents))
             # A durable task replays its history; a wait it had not finished is opened
             # afresh by the replay.
             conn.execute(
@@ -349,9 +375,12 @@ def replay_txn(
             "UPDATE workflow_runs SET status = 'QUEUED', finished_at = NULL WHERE id = ?",
             (run_id,),
         )
+        for name, task_id, skipped_parents in ready:  # queued, skipped or gated again
+            settler.parents_done(run_id, shape, name, task_id, skipped_parents)
         replayed.append(run_id)
     insert_task_events(conn, events)
-    return replayed
+    settler.close()
+    return replayed, settler.finished_runs
 
 
 def _replay_target(conn: sqlite3.Connection, target: str) -> tuple[str, str | None]:

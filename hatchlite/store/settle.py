@@ -11,10 +11,13 @@ import logging
 import sqlite3
 import uuid
 
-from hatchlite.store.records import ACTIVE, Outcome, WorkflowShape
+from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
 from hatchlite.store.shapes import ShapeCache
 
 logger = logging.getLogger("hatchlite")
+
+
+SKIPPED_OUTPUT = '{"skipped":true}'
 
 
 def marks(n: int) -> str:
@@ -32,6 +35,7 @@ class Settler:
         self.touched_dags: dict[str, str] = {}  # run id -> workflow name
         self.finished_runs: dict[str, str] = {}
         self.attempts: list[tuple[object, ...]] = []
+        self.events: list[TaskEvent] = []
 
     def record_attempt(
         self,
@@ -146,11 +150,18 @@ class Settler:
             )
 
     def after_terminal(
-        self, run_id: str, workflow_name: str, task_name: str, status: str, task_id: str
+        self,
+        run_id: str,
+        workflow_name: str,
+        task_name: str,
+        status: str,
+        task_id: str,
+        skipped: bool = False,
     ) -> None:
         """Consequences of one task reaching `status` (already written)."""
         shape = self.shapes.get(self.conn, workflow_name)
-        if shape.task(task_name).is_durable:
+        task = shape.task(task_name)
+        if task.is_durable or task.conditions:
             # Its open waits end with it: no timer fires and no event matches for it later.
             self.conn.execute(
                 "UPDATE durable_conditions SET status = 'CLOSED' "
@@ -161,15 +172,23 @@ class Settler:
             self._finalize(run_id, status)
             return
         self.touched_dags[run_id] = workflow_name
-        task = shape.task(task_name)
         if status == "COMPLETED":
-            self._release_children(run_id, shape, task.children)
+            self._release_children(run_id, shape, task.children, skipped)
             return
         if task.descendants:
+            names = marks(len(task.descendants))
+            if any(shape.tasks[d].conditions for d in task.descendants if d in shape.tasks):
+                self.conn.execute(
+                    f"""UPDATE durable_conditions SET status = 'CLOSED'
+                        WHERE status = 'OPEN' AND node_id = 0 AND task_run_id IN (
+                            SELECT id FROM task_runs WHERE workflow_run_id = ?
+                              AND status = 'PENDING' AND task_name IN ({names}))""",
+                    (run_id, *task.descendants),
+                )
             self.conn.execute(
                 f"""UPDATE task_runs SET status = 'CANCELLED', finished_at = ?
                     WHERE workflow_run_id = ? AND status IN ('PENDING', 'QUEUED')
-                      AND task_name IN ({marks(len(task.descendants))})""",
+                      AND task_name IN ({names})""",
                 (self.now, run_id, *task.descendants),
             )
         on_failure = shape.on_failure
@@ -193,10 +212,81 @@ class Settler:
             )
 
     def _release_children(
-        self, run_id: str, shape: WorkflowShape, children: tuple[str, ...]
+        self, run_id: str, shape: WorkflowShape, children: tuple[str, ...], skipped: bool
     ) -> None:
+        """One parent of `children` completed (or was skipped): each child whose parents
+        are now all done is queued, skipped, or gated by its conditions."""
         if not children:
             return
+        # The common case in one statement: a parent that ran releases children that
+        # have no conditions (a completed parent means not all parents were skipped).
+        plain = () if skipped else tuple(c for c in children if not shape.tasks[c].conditions)
+        if plain:
+            self._queue_released(run_id, shape, plain)
+        for child in children:
+            if child in plain:
+                continue
+            self.conn.execute(
+                """UPDATE task_runs SET parents_left = parents_left - 1,
+                       parents_skipped = parents_skipped + ?
+                   WHERE workflow_run_id = ? AND task_name = ? AND status = 'PENDING'""",
+                (int(skipped), run_id, child),
+            )
+            row = self.conn.execute(
+                """SELECT id, parents_left, parents_skipped FROM task_runs
+                   WHERE workflow_run_id = ? AND task_name = ? AND status = 'PENDING'""",
+                (run_id, child),
+            ).fetchone()
+            if row is not None and row[1] == 0:
+                self.parents_done(run_id, shape, child, row[0], row[2])
+
+    def parents_done(
+        self, run_id: str, shape: WorkflowShape, name: str, task_id: str, skipped_parents: int
+    ) -> None:
+        """A PENDING task's parents are all done (or it is a root with conditions): skip it
+        if every parent was skipped, else gate it on its conditions, else queue it."""
+        task = shape.tasks[name]
+        if task.parents and skipped_parents == len(task.parents):
+            self.skip(run_id, shape.name, name, task_id, "every parent was skipped")
+        elif task.conditions:
+            from hatchlite.store.gates import open_gate_txn
+
+            open_gate_txn(self, run_id, shape, name, task_id)
+        else:
+            self.queue(task_id, task.schedule_timeout)
+
+    def queue(self, task_id: str, schedule_timeout: float, trigger_data: str | None = None) -> None:
+        now = self.now
+        self.conn.execute(
+            """UPDATE task_runs SET status = 'QUEUED', queued_at = ?, available_at = ?,
+                   schedule_deadline = ?, trigger_data = ?
+               WHERE id = ? AND status = 'PENDING'""",
+            (now, now, now + schedule_timeout, trigger_data, task_id),
+        )
+
+    def skip(self, run_id: str, workflow_name: str, name: str, task_id: str, why: str) -> None:
+        """Complete a PENDING task as skipped (output `{"skipped": true}`): its children
+        still run, and see it as skipped."""
+        cur = self.conn.execute(
+            """UPDATE task_runs SET status = 'COMPLETED', output = ?, finished_at = ?
+               WHERE id = ? AND status = 'PENDING'""",
+            (SKIPPED_OUTPUT, self.now, task_id),
+        )
+        if cur.rowcount:
+            self.events.append((task_id, run_id, 0, "SKIPPED", f"skipped: {why}", None, self.now))
+            self.after_terminal(run_id, workflow_name, name, "COMPLETED", task_id, skipped=True)
+
+    def cancel(self, run_id: str, workflow_name: str, name: str, task_id: str) -> None:
+        """Cancel a PENDING task and its descendants (a `cancel_if` was met)."""
+        cur = self.conn.execute(
+            "UPDATE task_runs SET status = 'CANCELLED', finished_at = ? "
+            "WHERE id = ? AND status = 'PENDING'",
+            (self.now, task_id),
+        )
+        if cur.rowcount:
+            self.after_terminal(run_id, workflow_name, name, "CANCELLED", task_id)
+
+    def _queue_released(self, run_id: str, shape: WorkflowShape, children: tuple[str, ...]) -> None:
         now = self.now
         self.conn.executemany(
             """UPDATE task_runs SET parents_left = parents_left - 1,
@@ -223,6 +313,13 @@ class Settler:
 
     def close(self) -> None:
         """Write the attempt rows and finalize every DAG run whose tasks all ended."""
+        if self.events:
+            self.conn.executemany(
+                """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count,
+                       event_type, message, worker_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                self.events,
+            )
+            self.events = []
         if self.attempts:
             self.conn.executemany(
                 """INSERT INTO task_attempts (task_run_id, retry_count, status, worker_id, error,

@@ -266,15 +266,26 @@ def _attach_run_data(
     run_ids: list[str],
     dag_runs: list[str],
 ) -> None:
-    runs: dict[str, tuple[str, str, str | None, str | None, int | None, str | None]] = {}
+    runs: dict[str, tuple[Any, ...]] = {}
     for part in chunks(run_ids):
         for row in conn.execute(
             f"""SELECT id, input, additional_metadata, parent_workflow_run_id,
-                       parent_task_run_id, child_index, child_key
+                       parent_task_run_id, child_index, child_key, triggering_event_id,
+                       filter_payload
                 FROM workflow_runs WHERE id IN ({marks(len(part))})""",
             part,
         ):
             runs[row[0]] = row[1:]
+    gated = [
+        c.task_id for c in chosen if shapes.get(conn, c.workflow_name).task(c.task_name).conditions
+    ]
+    trigger_data: dict[str, str | None] = {}
+    for part in chunks(gated):
+        trigger_data.update(
+            conn.execute(
+                f"SELECT id, trigger_data FROM task_runs WHERE id IN ({marks(len(part))})", part
+            ).fetchall()
+        )
     outputs: dict[str, dict[str, str | None]] = {}
     errors: dict[str, dict[str, str]] = {}
     if dag_runs:
@@ -295,6 +306,8 @@ def _attach_run_data(
         claimed.input_json, claimed.metadata_json = data[0], data[1]
         claimed.parent_workflow_run_id, claimed.parent_task_run_id = data[2], data[3]
         claimed.child_index, claimed.child_key = data[4], data[5]
+        claimed.triggering_event_id, claimed.filter_payload_json = data[6], data[7]
+        claimed.trigger_data_json = trigger_data.get(claimed.task_id)
         run_outputs = outputs.get(claimed.run_id, {})
         shape = shapes.get(conn, claimed.workflow_name)
         if shape.on_failure is not None and claimed.task_name == shape.on_failure.name:

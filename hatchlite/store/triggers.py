@@ -1,0 +1,169 @@
+"""Event triggers: which workflows a pushed event starts, through their filters.
+
+A workflow listens to event keys (`on_events`; `*` matches any run of characters and
+`_` any one character, as Hatchet's SQL LIKE does). For an event with a matching key:
+a workflow with no filters starts one run; one with filters starts none unless the
+event has a scope, and then one run per filter of that scope whose CEL expression is
+true (`input` = the payload, `additional_metadata`, `payload` = the filter's payload,
+`event_key`, `event_id`). A filter whose expression fails is logged once, and starts
+nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import sqlite3
+import uuid
+from dataclasses import dataclass
+
+from hatchlite.cel import evaluate
+from hatchlite.store.durable import ReportedOnce, StoredEvent
+from hatchlite.store.records import NewRun, WorkflowShape
+from hatchlite.store.shapes import ShapeCache
+
+logger = logging.getLogger("hatchlite")
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_pattern(key: str) -> re.Pattern[str]:
+    parts = ("." if ch == "_" else ".*" if ch == "*" else re.escape(ch) for ch in key)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def key_matches(pattern: str, key: str) -> bool:
+    return _key_pattern(pattern).fullmatch(key) is not None
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> None:
+    """Record a workflow's event keys and (re)create its default ("declarative")
+    filters, keeping the ids of those that did not change."""
+    conn.execute("DELETE FROM event_triggers WHERE workflow_name = ?", (shape.name,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO event_triggers (workflow_name, pattern) VALUES (?, ?)",
+        [(shape.name, key) for key in shape.on_events],
+    )
+    wanted = set(shape.default_filters)
+    existing = conn.execute(
+        """SELECT id, expression, scope, payload FROM filters
+           WHERE workflow_name = ? AND is_declarative = 1""",
+        (shape.name,),
+    ).fetchall()
+    kept = set()
+    for filter_id, expression, scope, payload in existing:
+        if (expression, scope, payload) in wanted:
+            kept.add((expression, scope, payload))
+        else:
+            conn.execute("DELETE FROM filters WHERE id = ?", (filter_id,))
+    conn.executemany(
+        """INSERT INTO filters (id, workflow_name, scope, expression, payload, is_declarative,
+               created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)""",
+        [
+            (str(uuid.uuid4()), shape.name, scope, expression, payload, now, now)
+            for expression, scope, payload in sorted(wanted - kept)
+        ],
+    )
+
+
+# -- what an event starts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    id: str
+    scope: str
+    expression: str
+    payload_json: str
+
+
+def runs_for_event_txn(
+    conn: sqlite3.Connection, shapes: ShapeCache, event: StoredEvent
+) -> list[NewRun]:
+    """The runs `event` starts (not yet inserted)."""
+    listeners = sorted(
+        {
+            name
+            for name, pattern in conn.execute(
+                """SELECT t.workflow_name, t.pattern FROM event_triggers t
+                   JOIN workflows w ON w.name = t.workflow_name WHERE w.deleted_at IS NULL"""
+            )
+            if key_matches(pattern, event.key)
+        }
+    )
+    runs: list[NewRun] = []
+    for name in listeners:
+        shape = shapes.get(conn, name)
+        filters = [
+            _Filter(*row)
+            for row in conn.execute(
+                "SELECT id, scope, expression, payload FROM filters WHERE workflow_name = ?",
+                (name,),
+            )
+        ]
+        if not filters:
+            runs.append(_new_run(shape, event, None))
+            continue
+        for f in filters:
+            if event.scope is not None and f.scope == event.scope and _passes(f, event):
+                runs.append(_new_run(shape, event, f))
+    return runs
+
+
+def _passes(f: _Filter, event: StoredEvent) -> bool:
+    result = evaluate(
+        f.expression,
+        {
+            "input": json.loads(event.payload_json),
+            "additional_metadata": json.loads(event.metadata_json),
+            "payload": json.loads(f.payload_json),
+            "event_key": event.key,
+            "event_id": event.id,
+        },
+    )
+    if result.error is not None:
+        if _REPORTED.first(f.id):
+            logger.warning(
+                "filter %s (scope %r): CEL expression %r failed on event %r: %s; the filter "
+                "starts no run (logged once per filter)",
+                f.id,
+                f.scope,
+                f.expression,
+                event.key,
+                result.error,
+            )
+        return False
+    return result.value is True
+
+
+def _new_run(shape: WorkflowShape, event: StoredEvent, f: _Filter | None) -> NewRun:
+    run_id = str(uuid.uuid4())
+    metadata = {
+        **json.loads(shape.default_metadata_json),
+        **json.loads(event.metadata_json),
+        "hatchet__event_id": event.id,
+        "hatchet__event_key": event.key,
+    }
+    task_ids = (
+        {name: str(uuid.uuid4()) for name in shape.tasks}
+        if shape.is_dag
+        else {next(iter(shape.tasks)): run_id}
+    )
+    return NewRun(
+        run_id,
+        shape.name,
+        event.payload_json,
+        json.dumps(metadata),
+        event.priority if event.priority is not None else shape.default_priority,
+        task_ids,
+        triggering_event_id=event.id,
+        filter_id=f.id if f else None,
+        filter_payload_json=f.payload_json if f else None,
+    )
+
+
+_REPORTED = ReportedOnce()
