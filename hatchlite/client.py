@@ -22,6 +22,7 @@ from hatchlite.dag.registry import Definitions
 from hatchlite.dag.site import definition_site, warn_user
 from hatchlite.exceptions import UnenforcedParameterWarning
 from hatchlite.features.events import EventClient
+from hatchlite.features.filters import CELClient, FiltersClient
 from hatchlite.features.logs import LogsClient
 from hatchlite.features.metrics import MetricsClient
 from hatchlite.features.runs import RunsClient
@@ -192,6 +193,8 @@ class Hatchet:
         self.workers = WorkersClient(self)
         self.workflows = WorkflowsClient(self)
         self.metrics = MetricsClient(self)
+        self.filters = FiltersClient(self)
+        self.cel = CELClient()
 
     @property
     def _engine(self) -> Engine:

@@ -558,3 +558,47 @@ class WorkflowRunDetail(BaseModel):
     additional_metadata: JSONMap | None = None
     task_runs: dict[str, TaskRunDetail]
     done: bool = False
+
+
+# -- filters and CEL --------------------------------------------------------------------------
+
+
+class V1Filter(_RestModel):
+    """An event filter of a workflow (`hatchet.filters`)."""
+
+    metadata: APIResourceMeta
+    tenant_id: str
+    workflow_id: str
+    scope: str
+    expression: str
+    payload: JSONMap
+    is_declarative: bool | None = None
+
+
+class V1FilterList(_RestModel):
+    pagination: PaginationResponse | None = None
+    rows: list[V1Filter] | None = None
+
+
+class V1UpdateFilterRequest(_RestModel):
+    """What `filters.update` changes (fields left None stay)."""
+
+    expression: str | None = None
+    scope: str | None = None
+    payload: JSONMap | None = None
+
+
+class CELSuccess(BaseModel):
+    status: Literal["success"] = "success"
+    output: bool
+
+
+class CELFailure(BaseModel):
+    status: Literal["failure"] = "failure"
+    error: str
+
+
+class CELEvaluationResult(BaseModel):
+    """What `hatchet.cel.debug` returns."""
+
+    result: CELSuccess | CELFailure

@@ -28,7 +28,7 @@ from hatchlite.dag import (
 from hatchlite.dag.site import Site, definition_site, warn_user
 from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
 from hatchlite.features.workflows import PausedBehavior
-from hatchlite.models import V1TaskSummary
+from hatchlite.models import V1Filter, V1TaskSummary
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
@@ -377,6 +377,18 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             paused_workflow_cron_run_queue_behavior,
             paused_workflow_scheduled_run_queue_behavior,
         )
+
+    def create_filter(
+        self, expression: str, scope: str, payload: JSONMap | None = None
+    ) -> V1Filter:
+        """An event filter of this workflow (see `hatchet.filters.create`)."""
+        return self._client.filters.create(self.id, expression, scope, payload)
+
+    async def aio_create_filter(
+        self, expression: str, scope: str, payload: JSONMap | None = None
+    ) -> V1Filter:
+        workflow_id = await RUNTIME.acall(self._id)
+        return await self._client.filters.aio_create(workflow_id, expression, scope, payload)
 
     def unpause(self) -> None:
         self._client.workflows.unpause(self.id)

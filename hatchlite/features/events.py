@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -10,10 +11,19 @@ from pydantic import BaseModel, Field
 
 from hatchlite.context import current_context
 from hatchlite.dag import check_priority
-from hatchlite.exceptions import PayloadTooLargeError
+from hatchlite.exceptions import HatchliteError, PayloadTooLargeError
+from hatchlite.features.summaries import pagination
+from hatchlite.models import (
+    APIResourceMeta,
+    V1Event,
+    V1EventList,
+    V1EventTriggeredRun,
+    V1EventWorkflowRunSummary,
+)
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import EventIn
-from hatchlite.types import JSONMap
+from hatchlite.store.events import EventQuery, EventRecord
+from hatchlite.types import JSONMap, V1TaskStatus
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
@@ -98,7 +108,11 @@ class EventClient:
         )
 
     async def _push(self, events: list[EventIn]) -> list[Event]:
-        stored = (await self._client._engine.push_events(events)).events
+        engine = self._client._engine
+        if self._client._auto_worker:  # a script's events start its own workflows' runs
+            await engine.ensure_started()
+            await engine.ensure_implicit_worker()
+        stored = (await engine.push_events(events)).events
         return [
             Event(
                 tenant_id=self._client.tenant_id,
@@ -162,3 +176,132 @@ class EventClient:
         options: BulkPushEventOptions | None = None,
     ) -> list[Event]:
         return await RUNTIME.acall(self._push, self._prepare_bulk(events, options))
+
+    # -- reading events back ------------------------------------------------------------
+
+    async def _list(self, query: EventQuery) -> V1EventList:
+        engine = self._client._engine
+        await engine.ensure_started()
+        page = await engine.store.events(query)
+        return V1EventList(
+            rows=[
+                _v1_event(e, page.runs.get(e.id, []), self._client.tenant_id) for e in page.events
+            ],
+            pagination=pagination(query.offset, query.limit, page.total),
+        )
+
+    async def _get(self, event_id: str) -> V1Event:
+        engine = self._client._engine
+        await engine.ensure_started()
+        page = await engine.store.event(event_id)
+        if not page.events:
+            raise EventNotFoundError(f"no event with id {event_id!r}")
+        event = page.events[0]
+        return _v1_event(event, page.runs.get(event.id, []), self._client.tenant_id)
+
+    def _query(self, args: dict[str, Any]) -> EventQuery:
+        """The query of a `list` call's arguments (its `locals()`)."""
+        offset, limit = args["offset"], args["limit"]
+        if offset is not None and offset < 0:
+            raise ValueError(f"offset must be 0 or more, got {offset}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more, got {limit}")
+        since, until = _epoch(args["since"]), _epoch(args["until"])
+        if since is not None and until is not None and since > until:
+            raise ValueError("since is after until")
+        keys = args["keys"]
+        return EventQuery(
+            keys=[self._client.config.apply_namespace(k) for k in keys] if keys else None,
+            since=since,
+            until=until,
+            workflow_ids=args["workflow_ids"],
+            workflow_run_statuses=[V1TaskStatus(s).value for s in args["workflow_run_statuses"]]
+            if args["workflow_run_statuses"]
+            else None,
+            event_ids=args["event_ids"],
+            additional_metadata={
+                str(k): str(v) for k, v in (args["additional_metadata"] or {}).items()
+            },
+            scopes=args["scopes"],
+            offset=offset or 0,
+            limit=50 if limit is None else limit,
+        )
+
+    def list(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        keys: builtins.list[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        workflow_ids: builtins.list[str] | None = None,
+        workflow_run_statuses: builtins.list[V1TaskStatus] | None = None,
+        event_ids: builtins.list[str] | None = None,
+        additional_metadata: dict[str, str] | None = None,
+        scopes: builtins.list[str] | None = None,
+    ) -> V1EventList:
+        """Pushed events, newest first (50 a page), with the runs each started."""
+        return RUNTIME.call(self._list, self._query(locals()))
+
+    async def aio_list(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        keys: builtins.list[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        workflow_ids: builtins.list[str] | None = None,
+        workflow_run_statuses: builtins.list[V1TaskStatus] | None = None,
+        event_ids: builtins.list[str] | None = None,
+        additional_metadata: dict[str, str] | None = None,
+        scopes: builtins.list[str] | None = None,
+    ) -> V1EventList:
+        return await RUNTIME.acall(self._list, self._query(locals()))
+
+    def get(self, event_id: str) -> V1Event:
+        return RUNTIME.call(self._get, event_id)
+
+    async def aio_get(self, event_id: str) -> V1Event:
+        return await RUNTIME.acall(self._get, event_id)
+
+
+class EventNotFoundError(HatchliteError, ValueError):
+    """No event has the given id."""
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+_SUMMARY = {
+    "RUNNING": "running",
+    "QUEUED": "queued",
+    "COMPLETED": "succeeded",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
+
+
+def _v1_event(
+    event: EventRecord, runs: list[tuple[str, str | None, str]], tenant_id: str
+) -> V1Event:
+    counts = dict.fromkeys(_SUMMARY.values(), 0)
+    for _, _, status in runs:
+        counts[_SUMMARY.get(status, "running")] += 1
+    seen = datetime.fromtimestamp(event.created_at, UTC)
+    return V1Event(
+        metadata=APIResourceMeta(id=event.id, created_at=seen, updated_at=seen),
+        key=event.key,
+        tenant_id=tenant_id,
+        workflow_run_summary=V1EventWorkflowRunSummary(**counts),
+        additional_metadata=json.loads(event.metadata_json),
+        payload=json.loads(event.payload_json),
+        scope=event.scope,
+        seen_at=seen,
+        triggered_runs=[
+            V1EventTriggeredRun(workflow_run_id=run_id, filter_id=filter_id)
+            for run_id, filter_id, _ in runs
+        ],
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hatchlite.store import durable as _durable
+from hatchlite.store import events as _events
 from hatchlite.store import gates as _gates
 from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
@@ -211,6 +212,50 @@ class Store:
 
     async def worker(self, worker_id: str, wall: float) -> _workers.WorkerRecord | None:
         return await self._read(_workers.get_worker_txn, worker_id, wall)
+
+    async def events(self, query: _events.EventQuery) -> _events.EventPage:
+        return await self._read(_events.list_events_txn, query)
+
+    async def event(self, event_id: str) -> _events.EventPage:
+        return await self._read(_events.get_event_txn, event_id)
+
+    async def filters(
+        self,
+        workflow_ids: list[str] | None,
+        scopes: list[str] | None,
+        limit: int | None,
+        offset: int,
+    ) -> tuple[list[_triggers.FilterRecord], int]:
+        return await self._read(_triggers.list_filters_txn, workflow_ids, scopes, limit, offset)
+
+    async def filter(self, filter_id: str) -> _triggers.FilterRecord | None:
+        return await self._read(_triggers.get_filter_txn, filter_id)
+
+    async def create_filter(
+        self, workflow_id: str, expression: str, scope: str, payload_json: str, now: float
+    ) -> _triggers.FilterRecord | None:
+        return await self.db.run(
+            lambda conn: _triggers.create_filter_txn(
+                conn, workflow_id, expression, scope, payload_json, now
+            )
+        )
+
+    async def update_filter(
+        self,
+        filter_id: str,
+        expression: str | None,
+        scope: str | None,
+        payload_json: str | None,
+        now: float,
+    ) -> _triggers.FilterRecord | None:
+        return await self.db.run(
+            lambda conn: _triggers.update_filter_txn(
+                conn, filter_id, expression, scope, payload_json, now
+            )
+        )
+
+    async def delete_filter(self, filter_id: str) -> _triggers.FilterRecord | None:
+        return await self.db.run(lambda conn: _triggers.delete_filter_txn(conn, filter_id))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.db.run(lambda conn: fn(conn, *args), write=False)

@@ -167,3 +167,109 @@ def _new_run(shape: WorkflowShape, event: StoredEvent, f: _Filter | None) -> New
 
 
 _REPORTED = ReportedOnce()
+
+
+# -- filters as rows ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRecord:
+    id: str
+    workflow_name: str
+    workflow_id: str | None
+    scope: str
+    expression: str
+    payload_json: str
+    is_declarative: bool
+    created_at: float
+    updated_at: float
+
+
+_FILTER_COLUMNS = """f.id, f.workflow_name, w.id, f.scope, f.expression, f.payload,
+    f.is_declarative, f.created_at, f.updated_at"""
+_FILTER_FROM = "filters f LEFT JOIN workflows w ON w.name = f.workflow_name"
+
+
+def _filter(row: tuple[object, ...]) -> FilterRecord:
+    values = list(row)
+    values[6] = bool(values[6])
+    return FilterRecord(*values)  # type: ignore[arg-type]
+
+
+def create_filter_txn(
+    conn: sqlite3.Connection,
+    workflow_id: str,
+    expression: str,
+    scope: str,
+    payload_json: str,
+    now: float,
+) -> FilterRecord | None:
+    """A filter of the workflow with id `workflow_id` (None if there is none)."""
+    row = conn.execute(
+        "SELECT name FROM workflows WHERE id = ? AND deleted_at IS NULL", (workflow_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    filter_id = str(uuid.uuid4())
+    conn.execute(
+        """INSERT INTO filters (id, workflow_name, scope, expression, payload, is_declarative,
+               created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)""",
+        (filter_id, row[0], scope, expression, payload_json, now, now),
+    )
+    return get_filter_txn(conn, filter_id)
+
+
+def get_filter_txn(conn: sqlite3.Connection, filter_id: str) -> FilterRecord | None:
+    row = conn.execute(
+        f"SELECT {_FILTER_COLUMNS} FROM {_FILTER_FROM} WHERE f.id = ?", (filter_id,)
+    ).fetchone()
+    return None if row is None else _filter(row)
+
+
+def list_filters_txn(
+    conn: sqlite3.Connection,
+    workflow_ids: list[str] | None,
+    scopes: list[str] | None,
+    limit: int | None,
+    offset: int,
+) -> tuple[list[FilterRecord], int]:
+    where, params = ["1 = 1"], []
+    if workflow_ids is not None:
+        where.append(f"w.id IN ({','.join('?' * len(workflow_ids))})")
+        params.extend(workflow_ids)
+    if scopes is not None:
+        where.append(f"f.scope IN ({','.join('?' * len(scopes))})")
+        params.extend(scopes)
+    condition = " AND ".join(where) if where else "1"
+    total = int(
+        conn.execute(f"SELECT count(*) FROM {_FILTER_FROM} WHERE {condition}", params).fetchone()[0]
+    )
+    rows = conn.execute(
+        f"""SELECT {_FILTER_COLUMNS} FROM {_FILTER_FROM} WHERE {condition}
+            ORDER BY f.created_at, f.id LIMIT ? OFFSET ?""",
+        [*params, -1 if limit is None else limit, offset],
+    ).fetchall()
+    return [_filter(row) for row in rows], total
+
+
+def update_filter_txn(
+    conn: sqlite3.Connection,
+    filter_id: str,
+    expression: str | None,
+    scope: str | None,
+    payload_json: str | None,
+    now: float,
+) -> FilterRecord | None:
+    conn.execute(
+        """UPDATE filters SET expression = coalesce(?, expression), scope = coalesce(?, scope),
+               payload = coalesce(?, payload), updated_at = ? WHERE id = ?""",
+        (expression, scope, payload_json, now, filter_id),
+    )
+    return get_filter_txn(conn, filter_id)
+
+
+def delete_filter_txn(conn: sqlite3.Connection, filter_id: str) -> FilterRecord | None:
+    found = get_filter_txn(conn, filter_id)
+    if found is not None:
+        conn.execute("DELETE FROM filters WHERE id = ?", (filter_id,))
+    return found

@@ -143,7 +143,7 @@ def _task(row: tuple[object, ...]) -> TaskRecord:
 # -- lists -------------------------------------------------------------------------------
 
 
-def _workflow_names(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
+def workflow_names(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
     names: list[str] = []
     for part in chunks(ids):
         names.extend(
@@ -167,7 +167,7 @@ def _run_filters(
         where.append(f"{table}.created_at <= ?")
         params.append(q.until)
     if q.workflow_ids is not None:
-        names = _workflow_names(conn, q.workflow_ids)
+        names = workflow_names(conn, q.workflow_ids)
         if not names:
             return None
         where.append(f"{table}.workflow_name IN ({marks(len(names))})")
