@@ -77,6 +77,8 @@ class OrGroup:
 
 def or_(*conditions: Condition) -> OrGroup:
     """Any one of `conditions` satisfies the group."""
+    if not conditions:
+        raise ValueError("or_() needs at least one condition")
     return OrGroup(list(conditions))
 
 

@@ -32,6 +32,11 @@ def check_conditions(
     keys: list[str] = []
     for param, conditions in actions.items():
         for cond in conditions:
+            if not isinstance(cond, Condition):
+                raise InvalidDefinitionError(
+                    f"{where}, {param}: {cond!r} is not a condition; use SleepCondition, "
+                    f"UserEventCondition, ParentCondition or or_(...)"
+                )
             what = f"{where}, {param} condition {cond.readable_data_key!r}"
             keys.append(cond.readable_data_key)
             if isinstance(cond, SleepCondition):

@@ -528,6 +528,8 @@ def _check_triggers(config: WorkflowConfig) -> None:
         if not isinstance(key, str) or not key:
             raise InvalidDefinitionError(f"{where}: on_events keys must be non-empty strings")
     for default in config.default_filters:
+        if not default.scope:
+            raise InvalidDefinitionError(f"{where}: a default filter needs a non-empty scope")
         try:
             check_boolean(default.expression, f"{where}, default filter (scope {default.scope!r})")
         except InvalidCELError as exc:

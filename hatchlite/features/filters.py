@@ -196,6 +196,8 @@ class CELClient:
             "input": input,
             "additional_metadata": additional_metadata or {},
             "payload": filter_payload or {},
+            "event_key": "",  # a filter sees them; here they are empty
+            "event_id": "",
         }
         result = evaluate(expression, variables)
         if result.error is not None or result.value is None:

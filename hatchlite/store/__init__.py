@@ -418,12 +418,14 @@ class Store:
             for event in events:
                 stored = _durable.store_event_txn(conn, *event, now)
                 result.events.append(stored)
+                # The waits open before the event first: the runs it starts are created
+                # after it, and their conditions must not see it.
+                met = _durable.meet_event_txn(conn, stored)
+                result.satisfied.update(self._meet(settler, met))
                 runs = _triggers.runs_for_event_txn(conn, self.shapes, stored)
                 if runs:
                     _runs.trigger_txn(conn, runs, self.shapes, now, settler)
                     result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]
-                met = _durable.meet_event_txn(conn, stored)
-                result.satisfied.update(self._meet(settler, met))
             settler.close()
             result.finished_runs = settler.finished_runs
             return result

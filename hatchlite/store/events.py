@@ -86,7 +86,8 @@ def list_events_txn(conn: sqlite3.Connection, q: EventQuery) -> EventPage:
                                               ELSE CAST(m.value AS TEXT) END) = ?)"""
             )
             params.extend((key, str(value)))
-        where.append("(" + " OR ".join(pairs) + ")")
+        # Every pair must match (Hatchet's events query is a JSON containment).
+        where.append("(" + " AND ".join(pairs) + ")")
     condition = " AND ".join(where) or "1"
     total = int(
         conn.execute(f"SELECT count(*) FROM events e WHERE {condition}", params).fetchone()[0]

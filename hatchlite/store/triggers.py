@@ -1,7 +1,7 @@
 """Event triggers: which workflows a pushed event starts, through their filters.
 
-A workflow listens to event keys (`on_events`; `*` matches any run of characters and
-`_` any one character, as Hatchet's SQL LIKE does). For an event with a matching key:
+A workflow listens to event keys (`on_events`; `*` and `%` match any run of characters
+and `_` any one character, as Hatchet's SQL LIKE does). For an event with a matching key:
 a workflow with no filters starts one run; one with filters starts none unless the
 event has a scope, and then one run per filter of that scope whose CEL expression is
 true (`input` = the payload, `additional_metadata`, `payload` = the filter's payload,
@@ -29,7 +29,7 @@ logger = logging.getLogger("hatchlite")
 
 @functools.lru_cache(maxsize=4096)
 def _key_pattern(key: str) -> re.Pattern[str]:
-    parts = ("." if ch == "_" else ".*" if ch == "*" else re.escape(ch) for ch in key)
+    parts = ("." if ch == "_" else ".*" if ch in "*%" else re.escape(ch) for ch in key)
     return re.compile("".join(parts), re.DOTALL)
 
 
@@ -126,7 +126,7 @@ def _passes(f: _Filter, event: StoredEvent) -> bool:
         },
     )
     if result.error is not None:
-        if _REPORTED.first(f.id):
+        if _REPORTED.first((f.id, f.expression)):
             logger.warning(
                 "filter %s (scope %r): CEL expression %r failed on event %r: %s; the filter "
                 "starts no run (logged once per filter)",
