@@ -99,6 +99,7 @@ class Engine:
         self._registered: dict[str, object] = {}
         self._warned_unserved: set[str] = set()
         self._deleted: set[str] = set()  # deleted through the workflows API, by name
+        self._defined_registered: object = None  # definitions version last registered
         self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
 
     # -- lifecycle ---------------------------------------------------------------
@@ -212,7 +213,11 @@ class Engine:
         """Register every workflow this process defines (as a worker start would), but
         not those deleted through this engine since (`workflows.list` must not bring
         them back; triggering, serving or reading `wf.id` does)."""
+        version = (self.defined.version, len(self._deleted))
+        if version == self._defined_registered:
+            return
         await self.register([wf for wf in self.defined.values() if wf.name not in self._deleted])
+        self._defined_registered = version
 
     async def add_worker(self, worker: LocalWorker) -> None:
         await self.ensure_started()

@@ -80,6 +80,7 @@ class Store:
         self.path = path
         self.db = Database(path, synchronous=synchronous)
         self.shapes = ShapeCache()
+        self.listeners = _triggers.Listeners()  # used on the database thread only
 
     def open(self) -> None:
         self.db.open()
@@ -422,7 +423,7 @@ class Store:
                 # after it, and their conditions must not see it.
                 met = _durable.meet_event_txn(conn, stored)
                 result.satisfied.update(self._meet(settler, met))
-                runs = _triggers.runs_for_event_txn(conn, self.shapes, stored)
+                runs = _triggers.runs_for_event_txn(conn, self.shapes, stored, self.listeners)
                 if runs:
                     _runs.trigger_txn(conn, runs, self.shapes, now, settler)
                     result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]

@@ -176,36 +176,49 @@ def earlier_event(conn: sqlite3.Connection, cond: ConditionSpec, ref: CondRef) -
            WHERE key = ? AND created_at >= ? ORDER BY seq""",
         (cond.event_key, cond.since),
     ):
-        if _event_matches(ref, key, cond.scope, cond.expression, payload, metadata, scope):
+        if _Matcher(key, payload, metadata, scope).matches(ref, cond.scope, cond.expression):
             return str(payload)
     return None
 
 
-def _event_matches(
-    ref: CondRef,
-    event_key: str,
-    want_scope: str | None,
-    expression: str | None,
-    payload: str,
-    metadata: str,
-    scope: str | None,
-) -> bool:
-    """Whether a pushed event meets one event condition. An expression that fails on the
-    event (missing field, payload not an object, result not a bool) does not match, and
-    is reported once per condition."""
-    if want_scope is not None and want_scope != scope:
-        return False
-    if not expression:
-        return True
-    data = json.loads(payload)
-    result = evaluate(expression, {"input": data, "additional_metadata": json.loads(metadata)})
-    if result.error is None:
-        return result.value is True
-    error = result.error
-    if not isinstance(data, dict):
-        error += f" (the event payload is {_json_kind(data)}, not a JSON object)"
-    _report_once(ref, event_key, expression, error)
-    return False
+class _Matcher:
+    """Matches one event against event conditions: the payload is parsed once, and each
+    distinct expression is evaluated once for the event, however many waits share it."""
+
+    def __init__(self, key: str, payload: str, metadata: str, scope: str | None) -> None:
+        self.key = key
+        self.scope = scope
+        self._payload = payload
+        self._metadata = metadata
+        self._data: Any = None
+        self._results: dict[str, tuple[bool, str | None]] = {}
+
+    def matches(self, ref: CondRef, want_scope: str | None, expression: str | None) -> bool:
+        """Whether the event meets one condition. An expression that fails on the event
+        (missing field, payload not an object, result not a bool) does not match, and is
+        reported once per condition."""
+        if want_scope is not None and want_scope != self.scope:
+            return False
+        if not expression:
+            return True
+        if expression not in self._results:
+            self._results[expression] = self._evaluate(expression)
+        matched, error = self._results[expression]
+        if error is not None:
+            _report_once(ref, self.key, expression, error)
+        return matched
+
+    def _evaluate(self, expression: str) -> tuple[bool, str | None]:
+        if self._data is None:
+            self._data = (json.loads(self._payload), json.loads(self._metadata))
+        data, metadata = self._data
+        result = evaluate(expression, {"input": data, "additional_metadata": metadata})
+        if result.error is None:
+            return result.value is True, None
+        error = result.error
+        if not isinstance(data, dict):
+            error += f" (the event payload is {_json_kind(data)}, not a JSON object)"
+        return False, error
 
 
 def _json_kind(value: Any) -> str:
@@ -347,21 +360,13 @@ def meet_event_txn(conn: sqlite3.Connection, event: StoredEvent) -> set[Node]:
     matches: found by its key (an index), each one's CEL compiled once and cached.
     Returns the waits with a newly met condition."""
     met: list[tuple[str, str, int, int]] = []
+    matcher = _Matcher(event.key, event.payload_json, event.metadata_json, event.scope)
     for task_id, node_id, idx, want_scope, expression in conn.execute(
         """SELECT task_run_id, node_id, idx, scope, expression FROM durable_conditions
            WHERE status = 'OPEN' AND kind = 'EVENT' AND event_key = ?""",
         (event.key,),
     ).fetchall():
-        ref = (task_id, node_id, idx)
-        if _event_matches(
-            ref,
-            event.key,
-            want_scope,
-            expression,
-            event.payload_json,
-            event.metadata_json,
-            event.scope,
-        ):
+        if matcher.matches((task_id, node_id, idx), want_scope, expression):
             met.append((event.payload_json, task_id, node_id, idx))
     if met:
         conn.executemany(

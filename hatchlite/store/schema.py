@@ -1,9 +1,10 @@
 """The schema, as an ordered list of migrations keyed by `PRAGMA user_version`.
 
 Times are epoch seconds (REAL, UTC); inputs, outputs and metadata are JSON text.
-Internal task states beyond Hatchet's five: PENDING (waiting for parents; not shown
-by the runs API) and WAITING (a durable task suspended without a slot; shown as
-RUNNING).
+Internal task states beyond Hatchet's five: PENDING (waiting for its parents, or
+for its conditions; not shown by the runs API) and WAITING (reserved for a suspended
+durable task; not written today: a durable task in a wait stays RUNNING, its wait is an
+open `durable_events` entry).
 """
 
 from __future__ import annotations

@@ -43,11 +43,19 @@ def key_matches(pattern: str, key: str) -> bool:
 def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> None:
     """Record a workflow's event keys and (re)create its default ("declarative")
     filters, keeping the ids of those that did not change."""
-    conn.execute("DELETE FROM event_triggers WHERE workflow_name = ?", (shape.name,))
-    conn.executemany(
-        "INSERT OR IGNORE INTO event_triggers (workflow_name, pattern) VALUES (?, ?)",
-        [(shape.name, key) for key in shape.on_events],
-    )
+    before = {
+        row[0]
+        for row in conn.execute(
+            "SELECT pattern FROM event_triggers WHERE workflow_name = ?", (shape.name,)
+        )
+    }
+    if before != set(shape.on_events):
+        conn.execute("DELETE FROM event_triggers WHERE workflow_name = ?", (shape.name,))
+        conn.executemany(
+            "INSERT OR IGNORE INTO event_triggers (workflow_name, pattern) VALUES (?, ?)",
+            [(shape.name, key) for key in shape.on_events],
+        )
+    bump_version_txn(conn)  # the workflow may also have come back from a delete
     wanted = set(shape.default_filters)
     existing = conn.execute(
         """SELECT id, expression, scope, payload FROM filters
@@ -70,6 +78,47 @@ def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> 
     )
 
 
+def bump_version_txn(conn: sqlite3.Connection) -> None:
+    """Tell every process's cache of listeners (below) to read them again."""
+    conn.execute(
+        """INSERT INTO hatchlite_meta (key, value) VALUES ('triggers_version', '1')
+           ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+    )
+
+
+class Listeners:
+    """Which workflows listen to which event keys, read once per change (any process's
+    registration or delete bumps a version in hatchlite_meta): exact keys by a dict
+    lookup, keys with wildcards by a match each."""
+
+    def __init__(self) -> None:
+        self._version: str | None = None
+        self._exact: dict[str, list[str]] = {}
+        self._wildcards: list[tuple[str, str]] = []
+
+    def for_key(self, conn: sqlite3.Connection, key: str) -> list[str]:
+        row = conn.execute("SELECT value FROM hatchlite_meta WHERE key = 'triggers_version'")
+        version = row.fetchone()
+        current = None if version is None else str(version[0])
+        if current != self._version or current is None:
+            self._load(conn)
+            self._version = current
+        names = set(self._exact.get(key, ()))
+        names.update(name for pattern, name in self._wildcards if key_matches(pattern, key))
+        return sorted(names)
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        self._exact, self._wildcards = {}, []
+        for name, pattern in conn.execute(
+            """SELECT t.workflow_name, t.pattern FROM event_triggers t
+               JOIN workflows w ON w.name = t.workflow_name WHERE w.deleted_at IS NULL"""
+        ):
+            if any(ch in pattern for ch in "*%_"):
+                self._wildcards.append((pattern, name))
+            else:
+                self._exact.setdefault(pattern, []).append(name)
+
+
 # -- what an event starts ----------------------------------------------------------------
 
 
@@ -82,21 +131,11 @@ class _Filter:
 
 
 def runs_for_event_txn(
-    conn: sqlite3.Connection, shapes: ShapeCache, event: StoredEvent
+    conn: sqlite3.Connection, shapes: ShapeCache, event: StoredEvent, listeners: Listeners
 ) -> list[NewRun]:
     """The runs `event` starts (not yet inserted)."""
-    listeners = sorted(
-        {
-            name
-            for name, pattern in conn.execute(
-                """SELECT t.workflow_name, t.pattern FROM event_triggers t
-                   JOIN workflows w ON w.name = t.workflow_name WHERE w.deleted_at IS NULL"""
-            )
-            if key_matches(pattern, event.key)
-        }
-    )
     runs: list[NewRun] = []
-    for name in listeners:
+    for name in listeners.for_key(conn, event.key):
         shape = shapes.get(conn, name)
         filters = [
             _Filter(*row)

@@ -77,6 +77,9 @@ def delete_txn(conn: sqlite3.Connection, workflow_id: str, now: float) -> str | 
     conn.execute(
         "UPDATE workflows SET deleted_at = ?, is_paused = 0 WHERE id = ?", (now, workflow_id)
     )
+    from hatchlite.store.triggers import bump_version_txn
+
+    bump_version_txn(conn)  # a deleted workflow's events start nothing
     return str(row[0])
 
 
