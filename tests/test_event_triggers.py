@@ -970,3 +970,44 @@ def test_an_empty_default_filter_scope_or_an_empty_or_group_is_refused(env: Env)
         )
     with pytest.raises(ValueError, match="at least one condition"):
         or_()
+
+
+@pytest.mark.timeout(60)
+def test_a_listener_registered_by_another_process_is_seen_by_the_next_push(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.test_processes import ROOT
+
+    db = str(tmp_path / "listeners.db")
+    pusher = Hatchet(db=db, auto_worker=False)
+    try:
+        first = pusher.event.push("remote:go", {})  # no listener yet: stored only
+        assert pusher.event.get(first.event_id).triggered_runs == []
+        script = textwrap.dedent(
+            f"""
+            from hatchlite import Context, EmptyModel, Hatchet
+            client = Hatchet(db={db!r}, auto_worker=False)
+            wf = client.workflow(name="Remote", on_events=["remote:*"])
+
+            @wf.task()
+            def step(input: EmptyModel, ctx: Context) -> None:
+                pass
+
+            client.workflows.list()  # registers what this process defines
+            """
+        )
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+            timeout=30,
+        )
+        second = pusher.event.push("remote:go", {})
+        assert len(pusher.event.get(second.event_id).triggered_runs) == 1
+    finally:
+        pusher.close()
