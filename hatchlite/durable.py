@@ -142,17 +142,24 @@ class DurableContext(Context):
         node, entry = self._next("WAIT", signal_key, fingerprint)
         if entry is not None and entry.status == "SATISFIED":
             return _loads(entry.result)
-        engine = self._execution.engine
+        execution = self._execution
+        engine = execution.engine
         if entry is None:
-            result = await engine.open_wait(
-                self.task_run_id,
-                node,
-                signal_key,
-                fingerprint,
-                specs,
-                self._execution.worker_id,
-            )
+            # Once the wait is stored, the time it waits is not the task's: hold the
+            # execution timeout from before it is written (the clock may move before this
+            # coroutine resumes), and give it back if the wait ends at once.
+            held, execution.timeout_at = execution.timeout_at, None
+            try:
+                result = await engine.open_wait(
+                    self.task_run_id, node, signal_key, fingerprint, specs, execution.worker_id
+                )
+            except BaseException:
+                if held is not None:
+                    engine.restart_timeout(execution, held)
+                raise
             if result is not None:
+                if held is not None:
+                    engine.restart_timeout(execution, held)
                 return _loads(result)
         return _loads(await self._suspended(engine.durable_wait((self.task_run_id, node))))
 

@@ -1402,6 +1402,145 @@ async def test_a_gate_survives_closing_and_reopening_the_engine(tmp_path: Path) 
         second.close()
 
 
+# -- 9b. downtime and redeploys ------------------------------------------------------
+
+
+def _deadline_flow(client: Hatchet) -> Workflow[EmptyModel]:
+    wf = client.workflow(name="deadline")
+
+    @wf.task()
+    def begin(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    @wf.task(
+        parents=[begin],
+        wait_for=[UserEventCondition(event_key="dl:go")],
+        skip_if=[SleepCondition(timedelta(hours=1))],
+    )
+    def approve(input: EmptyModel, ctx: Context) -> dict[str, bool]:
+        return {"ran": True}
+
+    return wf
+
+
+async def test_a_deadline_that_passed_while_no_worker_ran_beats_a_later_event(
+    tmp_path: Path,
+) -> None:
+    """The skip_if timer fell due at +1h while the worker was down; an event pushed at
+    +2h by a process without workers comes too late."""
+    db, clock = str(tmp_path / "deadline.db"), TestClock(START)
+    worker = Hatchet(db=db, clock=clock)
+    try:
+        run_id = (await _deadline_flow(worker).aio_run_no_wait()).workflow_run_id
+        await wait_until(lambda: gate_open(db, run_id, "approve"))
+    finally:
+        worker.close()
+    clock.advance(timedelta(hours=2))
+    pusher = Hatchet(db=db, clock=clock, auto_worker=False)
+    try:
+        await pusher.event.aio_push("dl:go", {})
+    finally:
+        pusher.close()
+    assert task_row(db, run_id, "approve") == ("COMPLETED", '{"skipped":true}')
+    assert run_status(db, run_id) == "COMPLETED"
+
+
+async def test_timers_met_in_one_step_decide_in_the_order_they_fell_due(
+    tmp_path: Path,
+) -> None:
+    """wait_for a 1h sleep, skip_if a 2h sleep, the engine down from +0h to +3h: the
+    step that meets both queues the task, as an engine that stayed up would have."""
+    db, clock = str(tmp_path / "timers.db"), TestClock(START)
+
+    def define(client: Hatchet) -> Workflow[EmptyModel]:
+        wf = client.workflow(name="two_timers")
+
+        @wf.task()
+        def begin(input: EmptyModel, ctx: Context) -> None:
+            return None
+
+        @wf.task(
+            parents=[begin],
+            wait_for=[SleepCondition(timedelta(hours=1))],
+            skip_if=[SleepCondition(timedelta(hours=2))],
+        )
+        def work(input: EmptyModel, ctx: Context) -> dict[str, bool]:
+            return {"ran": True}
+
+        return wf
+
+    first = Hatchet(db=db, clock=clock)
+    try:
+        run_id = (await define(first).aio_run_no_wait()).workflow_run_id
+        await wait_until(lambda: gate_open(db, run_id, "work"))
+    finally:
+        first.close()
+    clock.advance(timedelta(hours=3))
+    second = Hatchet(db=db, clock=clock)
+    try:
+        result = await asyncio.wait_for(define(second).aio_get_result(run_id), 3)
+        assert result["work"] == {"ran": True}
+    finally:
+        second.close()
+
+
+def _renamed_flow(client: Hatchet, gated_name: str) -> Workflow[EmptyModel]:
+    wf = client.workflow(name="redeployed")
+
+    @wf.task()
+    def begin(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    def gated(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    gated.__name__ = gated.__qualname__ = gated_name
+    wf.task(
+        parents=[begin],
+        wait_for=[or_(SleepCondition(timedelta(hours=1)), UserEventCondition(event_key="rd:go"))],
+    )(gated)
+    return wf
+
+
+@pytest.mark.parametrize("met_by", ["timer", "event"])
+async def test_a_gated_task_renamed_by_a_redeploy_fails_its_run_not_the_engine(
+    tmp_path: Path, met_by: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db, clock = str(tmp_path / "renamed.db"), TestClock(START)
+    old = Hatchet(db=db, clock=clock)
+    try:
+        run_id = (await _renamed_flow(old, "later").aio_run_no_wait()).workflow_run_id
+        await wait_until(lambda: gate_open(db, run_id, "later"))
+    finally:
+        old.close()
+
+    new = Hatchet(db=db, clock=clock)
+    try:
+        _renamed_flow(new, "later_v2")
+
+        @new.task(name="other")
+        def other(input: EmptyModel, ctx: Context) -> dict[str, int]:
+            return {"pong": 1}
+
+        if met_by == "event":
+            await new.event.aio_push("rd:go", {})  # the push is stored, not refused
+            assert query(db, "SELECT count(*) FROM events WHERE key = 'rd:go'") == [(1,)]
+        else:
+            clock.advance(timedelta(hours=2))
+        assert await asyncio.wait_for(other.aio_run(), 3) == {"pong": 1}
+        assert await done(db, run_id) == "FAILED"
+        [(error,)] = query(
+            db,
+            "SELECT error FROM task_runs WHERE workflow_run_id = ? AND task_name = 'later'",
+            (run_id,),
+        )
+        assert "'later'" in json.loads(str(error))["message"]
+        assert not gate_open(db, run_id, "later")
+        assert "engine step failed" not in caplog.text
+    finally:
+        new.close()
+
+
 # -- 10. definition-time errors ----------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from hatchlite import (
 from hatchlite.cel import InvalidCELError
 from hatchlite.features.events import EventNotFoundError
 from hatchlite.features.filters import FilterNotFoundError
-from hatchlite.models import CELFailure, CELSuccess, V1UpdateFilterRequest
+from hatchlite.models import CELFailure, CELSuccess, V1TaskEventType, V1UpdateFilterRequest
 from hatchlite.testing import TestClock
 from tests.conftest import query, wait_until
 
@@ -1009,5 +1009,94 @@ def test_a_listener_registered_by_another_process_is_seen_by_the_next_push(
         )
         second = pusher.event.push("remote:go", {})
         assert len(pusher.event.get(second.event_id).triggered_runs) == 1
+    finally:
+        pusher.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_push_starts_runs_of_the_definition_registered_last_by_any_process(
+    tmp_path: Path,
+) -> None:
+    """A long-lived pushing process defined version 1; another process registers version
+    2 (a second task, another priority): the pusher's next event starts version 2."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.test_processes import ROOT
+
+    db = str(tmp_path / "versions.db")
+    pusher = Hatchet(db=db, auto_worker=False)
+    try:
+        old = pusher.workflow(name="Versioned", on_events=["v:go"], default_priority=1)
+
+        @old.task()
+        def a(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+        first = pusher.event.push("v:go", {})
+        script = textwrap.dedent(
+            f"""
+            from hatchlite import Context, EmptyModel, Hatchet
+            client = Hatchet(db={db!r}, auto_worker=False)
+            wf = client.workflow(name="Versioned", on_events=["v:go"], default_priority=3)
+
+            @wf.task()
+            def a2(input: EmptyModel, ctx: Context) -> None:
+                pass
+
+            @wf.task(parents=[a2])
+            def b(input: EmptyModel, ctx: Context) -> None:
+                pass
+
+            client.workflows.list()  # registers what this process defines
+            """
+        )
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+            timeout=30,
+        )
+        second = pusher.event.push("v:go", {})
+
+        def started(event_id: str) -> tuple[object, ...]:
+            [run_id] = [r.workflow_run_id for r in pusher.event.get(event_id).triggered_runs or []]
+            [(priority, is_dag)] = query(
+                db, "SELECT priority, is_dag FROM workflow_runs WHERE id = ?", (run_id,)
+            )
+            names = query(
+                db,
+                "SELECT task_name FROM task_runs WHERE workflow_run_id = ? ORDER BY task_name",
+                (run_id,),
+            )
+            return priority, is_dag, [n for (n,) in names]
+
+        assert started(first.event_id) == (1, 0, ["a"])
+        assert started(second.event_id) == (3, 1, ["a2", "b"])
+    finally:
+        pusher.close()
+
+
+async def test_a_run_started_by_an_event_that_no_worker_serves_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(tmp_path / "unserved.db")
+    pusher = Hatchet(db=db, auto_worker=False)
+    try:
+        wf = pusher.workflow(name="Nobody", on_events=["nobody:go"])
+
+        @wf.task()
+        def step(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+        with caplog.at_level(logging.WARNING, logger="hatchlite"):
+            event = await pusher.event.aio_push("nobody:go", {})
+        assert "workflow Nobody was started by an event, but no running worker" in caplog.text
+        [run] = (await pusher.event.aio_get(event.event_id)).triggered_runs
+        details = await pusher.runs.aio_get(run.workflow_run_id)
+        kinds = [e.event_type for e in details.task_events]
+        assert V1TaskEventType.REQUEUED_NO_WORKER in kinds
     finally:
         pusher.close()

@@ -9,7 +9,7 @@ import pytest
 
 from hatchlite import Context, EmptyModel, Hatchet
 from hatchlite.exceptions import DatabaseError
-from hatchlite.store.schema import LATEST_VERSION
+from hatchlite.store.schema import LATEST_VERSION, MIGRATIONS
 from tests.conftest import query
 
 
@@ -108,3 +108,29 @@ def test_in_memory_database(tmp_path: Path) -> None:
     _run_one(client)
     client.close()
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("version", range(1, LATEST_VERSION))
+def test_a_database_of_an_older_schema_is_migrated_and_keeps_its_runs(
+    tmp_path: Path, version: int
+) -> None:
+    path = str(tmp_path / f"v{version}.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for target, statements in MIGRATIONS[:version]:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {target}")
+    conn.execute(
+        """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
+               additional_metadata, priority, created_at)
+           VALUES ('old-run', 'old', 'COMPLETED', 0, '{}', '{}', 1, 0)"""
+    )
+    conn.close()
+
+    client = Hatchet(db=path)
+    try:
+        _run_one(client)
+    finally:
+        client.close()
+    assert query(path, "PRAGMA user_version") == [(LATEST_VERSION,)]
+    assert query(path, "SELECT count(*) FROM workflow_runs WHERE id = 'old-run'") == [(1,)]

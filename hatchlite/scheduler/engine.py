@@ -229,6 +229,8 @@ class Engine:
             self.explicit_worker_started = True
             if self.implicit_worker is not None:
                 self.implicit_worker.accepting = False
+        else:
+            await self.register_defined()  # the implicit worker serves them all
         actions = worker.action_ids(self.defined)
         self._actions_written[worker.id] = actions
         row = WorkerRow(
@@ -294,17 +296,21 @@ class Engine:
         )
         if finished:
             self._deliver_later(list(finished))
-        for name in unserved - self._warned_unserved:
-            self._warned_unserved.add(name)
-            logger.warning(
-                "workflow %s was triggered, but no running worker on %s serves it: its runs "
-                "stay queued until a worker that serves it starts",
-                name,
-                self.path,
-            )
+        self._warn_unserved(unserved, "was triggered")
         self._last_activity = time.monotonic()
         self.wake()
         return results
+
+    def _warn_unserved(self, unserved: set[str], how: str) -> None:
+        for name in sorted(unserved - self._warned_unserved):
+            self._warned_unserved.add(name)
+            logger.warning(
+                "workflow %s %s, but no running worker on %s serves it: its runs stay "
+                "queued until a worker that serves it starts",
+                name,
+                how,
+                self.path,
+            )
 
     def _served_here(self) -> set[str]:
         """Workflows a worker of this process takes tasks of."""
@@ -491,7 +497,10 @@ class Engine:
         """Store events; the runs they start and the waits they meet follow."""
         await self.ensure_started()
         await self.register_defined()  # workflows listening to events must be known first
-        result = await self.store.push_events(events, self.clock.time())
+        result = await self.store.push_events(
+            events, self.clock.time(), served_here=self._served_here(), wall=time.time()
+        )
+        self._warn_unserved(result.unserved, "was started by an event")
         self._resolve_durable(result.satisfied)
         if result.finished_runs:
             self._deliver_later(list(result.finished_runs))
@@ -515,10 +524,11 @@ class Engine:
             self._outcomes.append(outcome)
         self.wake()
 
-    def restart_timeout(self, execution: Execution) -> None:
-        """A durable task resumed: give its attempt a fresh execution timeout."""
+    def restart_timeout(self, execution: Execution, deadline: float | None = None) -> None:
+        """A durable task resumed: give its attempt a fresh execution timeout (or back
+        the `deadline` it had, when a wait it was entering ended at once)."""
         seconds = execution.task.execution_timeout.total_seconds()
-        execution.timeout_at = self.clock.time() + seconds
+        execution.timeout_at = self.clock.time() + seconds if deadline is None else deadline
         heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
 
     def resume_slot_abandoned(self, execution: Execution) -> None:
@@ -606,6 +616,8 @@ class Engine:
                 continue
             try:
                 changed = self._changed_actions()
+                if changed:
+                    await self.register_defined()  # what the implicit worker now serves
                 requeued, paused = await self.store.heartbeat(
                     ids, self.clock.time(), time.time(), LEASE, changed
                 )

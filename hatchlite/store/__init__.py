@@ -73,6 +73,7 @@ class PushResult:
     satisfied: dict[Node, str] = field(default_factory=dict)  # durable waits
     triggered: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     finished_runs: dict[str, str] = field(default_factory=dict)
+    unserved: set[str] = field(default_factory=set)  # workflows no live worker serves
 
 
 class Store:
@@ -81,6 +82,7 @@ class Store:
         self.db = Database(path, synchronous=synchronous)
         self.shapes = ShapeCache()
         self.listeners = _triggers.Listeners()  # used on the database thread only
+        self.db.on_batch = self.shapes.sync_txn
 
     def open(self) -> None:
         self.db.open()
@@ -409,13 +411,27 @@ class Store:
             lambda conn: _durable.satisfied_among_txn(conn, nodes), write=False
         )
 
-    async def push_events(self, events: list[EventIn], now: float) -> PushResult:
+    async def push_events(
+        self,
+        events: list[EventIn],
+        now: float,
+        *,
+        served_here: Collection[str] = (),
+        wall: float = 0.0,
+    ) -> PushResult:
         """Store events and, in the same transaction, the runs they start and the
-        conditions they meet (of durable waits and of gated tasks)."""
+        conditions they meet (of durable waits and of gated tasks). Timers already due
+        are met first: a deadline that passed while no worker was up comes before the
+        event. Runs started for workflows that no live worker serves (`served_here` are
+        served by this process) get a REQUEUED_NO_WORKER event, and are named in the
+        result's `unserved`."""
 
         def job(conn: sqlite3.Connection) -> PushResult:
             result = PushResult()
             settler = _settle.Settler(conn, self.shapes, now)
+            result.satisfied.update(self._meet(settler, _durable.meet_timers_txn(conn, now)))
+            started: list[NewRun] = []
+            results: list[TriggerResult] = []
             for event in events:
                 stored = _durable.store_event_txn(conn, *event, now)
                 result.events.append(stored)
@@ -425,10 +441,18 @@ class Store:
                 result.satisfied.update(self._meet(settler, met))
                 runs = _triggers.runs_for_event_txn(conn, self.shapes, stored, self.listeners)
                 if runs:
-                    _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+                    results.extend(_runs.trigger_txn(conn, runs, self.shapes, now, settler))
+                    started.extend(runs)
                     result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]
             settler.close()
             result.finished_runs = settler.finished_runs
+            check = {run.workflow_name for run in started} - set(served_here)
+            if check:
+                result.unserved = _runs.unserved_txn(conn, self.shapes, check, wall)
+                if result.unserved:
+                    _runs.note_unserved_txn(
+                        conn, self.shapes, started, results, result.unserved, now
+                    )
             return result
 
         return await self.db.run(job)

@@ -80,6 +80,10 @@ class Database:
         # least that often, and calls `on_external_change` when it moved.
         self._poll_interval: float | None = None
         self.on_external_change: Callable[[], None] | None = None
+        # Called on this thread before a batch's jobs see the database (after BEGIN for a
+        # batch that writes): caches of what other processes change check they are
+        # current there, once per transaction.
+        self.on_batch: Callable[[sqlite3.Connection], None] | None = None
         self.batches = 0  # number of transactions written, for benchmarks
 
     # -- lifecycle -------------------------------------------------------------
@@ -290,9 +294,14 @@ class Database:
         use_savepoints = writes > 1
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         wrote = False  # a job of this batch has written into the open transaction
+        hook = self.on_batch
+        if hook is not None and not batch[0].write:
+            hook(conn)
         for item in batch:
             if item.write and not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
+                if hook is not None:
+                    hook(conn)
             if use_savepoints and item.write:
                 conn.execute("SAVEPOINT job")
             try:

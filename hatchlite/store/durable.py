@@ -317,7 +317,7 @@ def meet_timers_txn(conn: sqlite3.Connection, now: float) -> set[Node]:
     if not due:
         return set()
     conn.executemany(
-        """UPDATE durable_conditions SET status = 'MET'
+        """UPDATE durable_conditions SET status = 'MET', met_at = wake_at
            WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
         due,
     )
@@ -359,7 +359,7 @@ def meet_event_txn(conn: sqlite3.Connection, event: StoredEvent) -> set[Node]:
     """Meet the open event conditions (of durable waits and of tasks) that `event`
     matches: found by its key (an index), each one's CEL compiled once and cached.
     Returns the waits with a newly met condition."""
-    met: list[tuple[str, str, int, int]] = []
+    met: list[tuple[str, float, str, int, int]] = []
     matcher = _Matcher(event.key, event.payload_json, event.metadata_json, event.scope)
     for task_id, node_id, idx, want_scope, expression in conn.execute(
         """SELECT task_run_id, node_id, idx, scope, expression FROM durable_conditions
@@ -367,14 +367,14 @@ def meet_event_txn(conn: sqlite3.Connection, event: StoredEvent) -> set[Node]:
         (event.key,),
     ).fetchall():
         if matcher.matches((task_id, node_id, idx), want_scope, expression):
-            met.append((event.payload_json, task_id, node_id, idx))
+            met.append((event.payload_json, event.created_at, task_id, node_id, idx))
     if met:
         conn.executemany(
-            """UPDATE durable_conditions SET status = 'MET', payload = ?
+            """UPDATE durable_conditions SET status = 'MET', payload = ?, met_at = ?
                WHERE task_run_id = ? AND node_id = ? AND idx = ? AND status = 'OPEN'""",
             met,
         )
-    return {(t, n) for _, t, n, _ in met}
+    return {(t, n) for _, _, t, n, _ in met}
 
 
 def satisfied_among_txn(conn: sqlite3.Connection, nodes: list[Node]) -> dict[Node, str]:

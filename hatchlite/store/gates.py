@@ -8,7 +8,9 @@ pushed events match them by key (see durable.py). Parent conditions are decided 
 when the gate opens (the parents' outputs are known then).
 
 Which action wins: each action is met when every group of its conditions has a met
-member (an `or_` is a group). When several are met at the same moment, cancel beats skip
+member (an `or_` is a group). The action met first wins, by when its conditions were met
+(a timer at its wake time, an event when it was pushed), so a step after downtime
+decides as the engine would have had it been up; at the same moment, cancel beats skip
 beats queue. A task with no `wait_for` conditions is queued as soon as neither skip nor
 cancel is met. A `wait_for` that can never be met (its remaining conditions are parent
 conditions that were false) skips the task.
@@ -42,6 +44,8 @@ def open_gate_txn(
     rows = []
     for idx, cond in enumerate(conditions):
         status, payload, wake_at = OPEN, None, None
+        # Met at once: met when the gate opened (an earlier event included: the task
+        # could not be decided before its parents were done).
         if cond.kind == "SLEEP":
             wake_at = now + (cond.duration or 0.0)
             payload = json.dumps(
@@ -80,12 +84,14 @@ def open_gate_txn(
                 wake_at,
                 payload,
                 cond.action,
+                now if status == MET else None,
             )
         )
     conn.executemany(
         """INSERT OR REPLACE INTO durable_conditions (task_run_id, node_id, idx, grp, kind,
-               readable_key, status, event_key, expression, scope, wake_at, payload, action)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               readable_key, status, event_key, expression, scope, wake_at, payload, action,
+               met_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         rows,
     )
     settle_gates_txn(settler, [task_id])
@@ -110,13 +116,15 @@ def _parent_met(task_id: str, cond: ConditionDef, output: Any) -> bool:
         return True
     result = evaluate(cond.expression, {"output": output if output is not None else {}})
     if result.error is not None:
+        skipped = " (that parent was skipped: its output is {'skipped': true})"
         logger.warning(
             "parent condition %r of task run %s: CEL expression %r failed on the output of "
-            "%r: %s; the condition is not met",
+            "%r%s: %s; the condition is not met",
             cond.readable_key,
             task_id,
             cond.expression,
             cond.parent,
+            skipped if output == {"skipped": True} else "",
             result.error,
         )
         return False
@@ -125,66 +133,107 @@ def _parent_met(task_id: str, cond: ConditionDef, output: Any) -> bool:
 
 def settle_gates_txn(settler: Settler, task_ids: list[str]) -> None:
     """Queue, skip or cancel each gated task whose conditions decide it now."""
-    conn = settler.conn
     for task_id in task_ids:
-        task = conn.execute(
-            """SELECT workflow_run_id, workflow_name, task_name FROM task_runs
-               WHERE id = ? AND status = 'PENDING'""",
-            (task_id,),
-        ).fetchone()
-        if task is None:
-            continue  # decided already, or ended (its run was cancelled)
-        run_id, workflow_name, name = task
-        rows = conn.execute(
-            """SELECT action, grp, status, readable_key, payload FROM durable_conditions
-               WHERE task_run_id = ? AND node_id = 0""",
-            (task_id,),
-        ).fetchall()
-        verdict, matched = _decide(rows)
-        if verdict is None:
-            continue
-        conn.execute(
-            "UPDATE durable_conditions SET status = 'CLOSED' "
-            "WHERE task_run_id = ? AND node_id = 0 AND status = 'OPEN'",
-            (task_id,),
+        _settle_one(settler, task_id)
+
+
+def _settle_one(settler: Settler, task_id: str) -> None:
+    task = settler.conn.execute(
+        """SELECT workflow_run_id, workflow_name, task_name, retry_count FROM task_runs
+           WHERE id = ? AND status = 'PENDING'""",
+        (task_id,),
+    ).fetchone()
+    if task is None:
+        return  # decided already, or ended (its run was cancelled)
+    run_id, workflow_name, name, retry_count = task
+
+    def recover(exc: LookupError) -> None:
+        settler.fail_orphan(
+            task_id,
+            run_id,
+            workflow_name,
+            retry_count,
+            f"the conditions of task {name!r} were met, but the registered definition of "
+            f"workflow {workflow_name!r} cannot settle it ({exc!r}; was the task removed or "
+            f"renamed while runs waited?)",
+            was="PENDING",
         )
-        if verdict == "CANCEL":
-            settler.cancel(run_id, workflow_name, name, task_id)
-        elif verdict == "SKIP":
-            why = "a skip_if condition was met" if matched else "its wait_for can never be met"
-            settler.skip(run_id, workflow_name, name, task_id, why)
-        else:
-            shape = settler.shapes.get(conn, workflow_name)
-            trigger = json.dumps(matched) if matched else None
-            settler.queue(task_id, shape.tasks[name].schedule_timeout, trigger)
+
+    settler.guarded(lambda: _settle_gate(settler, run_id, workflow_name, name, task_id), recover)
+
+
+def _settle_gate(
+    settler: Settler, run_id: str, workflow_name: str, name: str, task_id: str
+) -> None:
+    conn = settler.conn
+    rows = conn.execute(
+        """SELECT action, grp, status, readable_key, payload, met_at FROM durable_conditions
+           WHERE task_run_id = ? AND node_id = 0""",
+        (task_id,),
+    ).fetchall()
+    verdict, matched = _decide(rows)
+    if verdict is None:
+        return
+    conn.execute(
+        "UPDATE durable_conditions SET status = 'CLOSED' "
+        "WHERE task_run_id = ? AND node_id = 0 AND status = 'OPEN'",
+        (task_id,),
+    )
+    if verdict == "CANCEL":
+        settler.cancel(run_id, workflow_name, name, task_id)
+    elif verdict == "SKIP":
+        why = "a skip_if condition was met" if matched else "its wait_for can never be met"
+        settler.skip(run_id, workflow_name, name, task_id, why)
+    else:
+        shape = settler.shapes.get(conn, workflow_name)
+        trigger = json.dumps(matched) if matched else None
+        settler.queue(task_id, shape.tasks[name].schedule_timeout, trigger)
+
+
+_PRECEDENCE = ("CANCEL", "SKIP", "QUEUE")
 
 
 def _decide(rows: list[tuple[Any, ...]]) -> tuple[str | None, dict[str, list[Any]]]:
     """(the action that happens now, or None to go on waiting; what the met conditions
-    of that action carried, by readable key)."""
-    groups: dict[str, dict[int, list[str]]] = {"QUEUE": {}, "SKIP": {}, "CANCEL": {}}
-    for action, grp, status, _, _ in rows:
-        groups.setdefault(action, {}).setdefault(grp, []).append(status)
+    of that action carried, by readable key).
 
-    def met(action: str) -> bool:
-        return bool(groups[action]) and all(MET in s for s in groups[action].values())
+    An action is met when each of its groups has a met member; it was met at the
+    latest of its groups' earliest met times. Of the actions met, the one met first
+    wins (a step that meets several, after the engine was down, decides as if it had
+    been up); at the same moment, cancel beats skip beats queue."""
+    groups: dict[str, dict[int, list[tuple[str, float]]]] = {a: {} for a in _PRECEDENCE}
+    for action, grp, status, _, _, met_at in rows:
+        groups.setdefault(action, {}).setdefault(grp, []).append((status, met_at or 0.0))
 
-    def impossible(action: str) -> bool:
-        return any(all(x == UNMET for x in s) for s in groups[action].values())
+    def met_time(action: str) -> float | None:
+        if not groups[action]:
+            return None
+        times = []
+        for members in groups[action].values():
+            met = [at for status, at in members if status == MET]
+            if not met:
+                return None
+            times.append(min(met))
+        return max(times)
 
-    for action in ("CANCEL", "SKIP"):
-        if met(action):
-            return action, _matched(rows, action)
-    if not groups["QUEUE"] or met("QUEUE"):
-        return "QUEUE", _matched(rows, "QUEUE")
-    if impossible("QUEUE"):
-        return "SKIP", {}
+    met = [
+        (at, rank, action)
+        for rank, action in enumerate(_PRECEDENCE)
+        if (at := met_time(action)) is not None
+    ]
+    if met:
+        action = min(met)[2]
+        return action, _matched(rows, action)
+    if not groups["QUEUE"]:
+        return "QUEUE", {}
+    if any(all(status == UNMET for status, _ in members) for members in groups["QUEUE"].values()):
+        return "SKIP", {}  # the wait_for can never be met
     return None, {}
 
 
 def _matched(rows: list[tuple[Any, ...]], action: str) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
-    for row_action, _, status, key, payload in rows:
+    for row_action, _, status, key, payload, _ in rows:
         if row_action == action and status == MET:
             out.setdefault(key, []).append(json.loads(payload) if payload else {})
     return out

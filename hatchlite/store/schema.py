@@ -215,11 +215,18 @@ _V4 = [
     )""",
     """CREATE INDEX stream_chunks_run ON stream_chunks (workflow_run_id, id)""",
     """CREATE INDEX events_created ON events (created_at)""",
+]
+
+# Conditions and event triggers.
+_V5 = [
     # Task conditions (wait_for / skip_if / cancel_if) share durable_conditions with
     # durable waits: node_id 0 and an action; `parents_skipped` counts a task's skipped
     # parents (all skipped: the task is skipped); `trigger_data` is what its met
     # conditions carried.
     """ALTER TABLE durable_conditions ADD COLUMN action TEXT""",
+    # When a condition was met (a timer's wake time, an event's time): of two actions
+    # met in one step (after downtime), the one met first wins.
+    """ALTER TABLE durable_conditions ADD COLUMN met_at REAL""",
     """ALTER TABLE task_runs ADD COLUMN parents_skipped INTEGER NOT NULL DEFAULT 0""",
     """ALTER TABLE task_runs ADD COLUMN trigger_data TEXT""",
     # Event triggers: the keys a workflow listens to (`*` wildcards stored as LIKE `%`),
@@ -249,6 +256,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, _V2),
     (3, _V3),
     (4, _V4),
+    (5, _V5),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

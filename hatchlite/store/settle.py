@@ -10,6 +10,7 @@ import json
 import logging
 import sqlite3
 import uuid
+from collections.abc import Callable
 
 from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
 from hatchlite.store.shapes import ShapeCache
@@ -54,25 +55,74 @@ class Settler:
     def finish(self, outcome: Outcome) -> None:
         """Record one attempt's end; one that cannot be recorded (a definition that
         changed under it) fails its task instead of blocking every later step."""
-        self.conn.execute("SAVEPOINT outcome")
-        try:
-            self._finish(outcome)
-        except (KeyError, LookupError) as exc:
-            self.conn.execute("ROLLBACK TO outcome")
+
+        def recover(exc: LookupError) -> None:
             logger.error("could not record the end of task run %s: %s", outcome.task_id, exc)
-            self.conn.execute(
-                "UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ? "
-                "WHERE id = ? AND status = 'RUNNING' AND worker_id = ?",
-                (
-                    json.dumps({"exc_type": "HatchetError", "message": str(exc), "trace": ""}),
-                    self.now,
-                    outcome.task_id,
-                    outcome.worker_id,
-                ),
+            self.fail_orphan(
+                outcome.task_id,
+                outcome.run_id,
+                outcome.workflow_name,
+                outcome.retry_count,
+                str(exc),
+                was="RUNNING",
+                worker_id=outcome.worker_id,
             )
-            self.touched_dags[outcome.run_id] = outcome.workflow_name
+
+        self.guarded(lambda: self._finish(outcome), recover)
+
+    def guarded(self, work: Callable[[], None], recover: Callable[[LookupError], None]) -> None:
+        """Do `work` in a savepoint. If it meets a definition that changed under it (a
+        task or workflow no longer registered: a lookup fails), undo it and `recover`,
+        so one such run cannot fail every step of the engine."""
+        conn = self.conn
+        kept_events, kept_attempts = len(self.events), len(self.attempts)
+        conn.execute("SAVEPOINT guarded")
+        try:
+            work()
+        except LookupError as exc:
+            conn.execute("ROLLBACK TO guarded")
+            del self.events[kept_events:]
+            del self.attempts[kept_attempts:]
+            recover(exc)
         finally:
-            self.conn.execute("RELEASE outcome")
+            conn.execute("RELEASE guarded")
+
+    def fail_orphan(
+        self,
+        task_id: str,
+        run_id: str,
+        workflow_name: str,
+        retry_count: int,
+        message: str,
+        *,
+        was: str,
+        worker_id: str | None = None,
+    ) -> None:
+        """Fail a task run (still in status `was`) that its workflow's definition cannot
+        settle any more (it was removed or renamed while runs were in flight), and end
+        its run: its other waiting tasks are cancelled, not left for nobody."""
+        conn, now = self.conn, self.now
+        error = json.dumps({"exc_type": "HatchetError", "message": message, "trace": ""})
+        cur = conn.execute(
+            "UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ?, timeout_at = NULL "
+            "WHERE id = ? AND status = ? AND (? IS NULL OR worker_id = ?)",
+            (error, now, task_id, was, worker_id, worker_id),
+        )
+        if not cur.rowcount:
+            return
+        waiting = """SELECT id FROM task_runs WHERE workflow_run_id = ?
+                     AND status IN ('PENDING', 'QUEUED')"""
+        conn.execute(
+            f"UPDATE durable_conditions SET status = 'CLOSED' "
+            f"WHERE status = 'OPEN' AND (task_run_id = ? OR task_run_id IN ({waiting}))",
+            (task_id, run_id),
+        )
+        conn.execute(
+            f"UPDATE task_runs SET status = 'CANCELLED', finished_at = ? WHERE id IN ({waiting})",
+            (now, run_id),
+        )
+        self.record_attempt(task_id, retry_count, "FAILED", worker_id, error, None)
+        self.touched_dags[run_id] = workflow_name
 
     def _finish(self, outcome: Outcome) -> None:
         conn, now = self.conn, self.now

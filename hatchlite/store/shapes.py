@@ -15,11 +15,41 @@ class UnknownWorkflowError(HatchliteError, LookupError):
     """No workflow of that name was ever registered on this database."""
 
 
+def definitions_version(conn: sqlite3.Connection) -> str | None:
+    """A value every registration and delete of a workflow (by any process) changes."""
+    row = conn.execute(
+        "SELECT value FROM hatchlite_meta WHERE key = 'definitions_version'"
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def bump_definitions_txn(conn: sqlite3.Connection) -> None:
+    """Tell every process's caches of definitions (shapes, event listeners) to read
+    them again."""
+    conn.execute(
+        """INSERT INTO hatchlite_meta (key, value) VALUES ('definitions_version', '1')
+           ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+    )
+
+
 class ShapeCache:
+    """The shapes read, kept until any process registers or deletes a workflow: the
+    store calls `sync_txn` at the start of each batch of work, and a changed
+    definitions version empties the cache (runs are then created, and settled, with the
+    definition registered last, whichever process registered it)."""
+
     def __init__(self) -> None:
         self._shapes: dict[str, WorkflowShape] = {}
         self._registered: dict[str, str] = {}  # name -> shape json written
+        self._version: str | None = None
         self._lock = threading.Lock()
+
+    def sync_txn(self, conn: sqlite3.Connection) -> None:
+        current = definitions_version(conn)
+        if current != self._version:
+            with self._lock:
+                self._shapes.clear()
+                self._version = current
 
     def get(self, conn: sqlite3.Connection, name: str) -> WorkflowShape:
         shape = self._shapes.get(name)
@@ -71,7 +101,3 @@ class ShapeCache:
         """Write workflow `name`'s row again at its next registration (it was deleted)."""
         with self._lock:
             self._registered.pop(name, None)
-
-    def put(self, shape: WorkflowShape) -> None:
-        with self._lock:
-            self._shapes[shape.name] = shape

@@ -8,7 +8,6 @@ dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Container, Iterable
@@ -214,30 +213,19 @@ def _fail_undefined(
     retry_count: int,
 ) -> None:
     """A queued task no process can run (no running worker serves it, and its
-    workflow's registered definition does not have it: it was removed or renamed): fail
-    it and end its run, rather than leave it queued for nobody."""
-    error = json.dumps(
-        {
-            "exc_type": "HatchetError",
-            "message": f"task {task_name!r} is not in the registered definition of workflow "
-            f"{wf_name!r} and no running worker serves it (was it removed or renamed while "
-            f"runs were queued?)",
-            "trace": "",
-        }
-    )
-    conn.execute(
-        "UPDATE task_runs SET status = 'FAILED', error = ?, finished_at = ? "
-        "WHERE id = ? AND status = 'QUEUED'",
-        (error, now, task_id),
-    )
-    conn.execute(
-        "UPDATE task_runs SET status = 'CANCELLED', finished_at = ? "
-        "WHERE workflow_run_id = ? AND status IN ('PENDING', 'QUEUED')",
-        (now, run_id),
-    )
+    workflow's registered definition does not have it): fail it and end its run,
+    rather than leave it queued for nobody."""
     settler = Settler(conn, shapes, now)
-    settler.record_attempt(task_id, retry_count, "FAILED", None, error, None)
-    settler.touched_dags[run_id] = wf_name
+    settler.fail_orphan(
+        task_id,
+        run_id,
+        wf_name,
+        retry_count,
+        f"task {task_name!r} is not in the registered definition of workflow {wf_name!r} "
+        f"and no running worker serves it (was it removed or renamed while runs were "
+        f"queued?)",
+        was="QUEUED",
+    )
     settler.close()
 
 

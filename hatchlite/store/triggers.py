@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from hatchlite.cel import evaluate
 from hatchlite.store.durable import ReportedOnce, StoredEvent
 from hatchlite.store.records import NewRun, WorkflowShape
-from hatchlite.store.shapes import ShapeCache
+from hatchlite.store.shapes import ShapeCache, bump_definitions_txn, definitions_version
 
 logger = logging.getLogger("hatchlite")
 
@@ -55,7 +55,7 @@ def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> 
             "INSERT OR IGNORE INTO event_triggers (workflow_name, pattern) VALUES (?, ?)",
             [(shape.name, key) for key in shape.on_events],
         )
-    bump_version_txn(conn)  # the workflow may also have come back from a delete
+    bump_definitions_txn(conn)  # the workflow may also have come back from a delete
     wanted = set(shape.default_filters)
     existing = conn.execute(
         """SELECT id, expression, scope, payload FROM filters
@@ -78,14 +78,6 @@ def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> 
     )
 
 
-def bump_version_txn(conn: sqlite3.Connection) -> None:
-    """Tell every process's cache of listeners (below) to read them again."""
-    conn.execute(
-        """INSERT INTO hatchlite_meta (key, value) VALUES ('triggers_version', '1')
-           ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
-    )
-
-
 class Listeners:
     """Which workflows listen to which event keys, read once per change (any process's
     registration or delete bumps a version in hatchlite_meta): exact keys by a dict
@@ -97,9 +89,7 @@ class Listeners:
         self._wildcards: list[tuple[str, str]] = []
 
     def for_key(self, conn: sqlite3.Connection, key: str) -> list[str]:
-        row = conn.execute("SELECT value FROM hatchlite_meta WHERE key = 'triggers_version'")
-        version = row.fetchone()
-        current = None if version is None else str(version[0])
+        current = definitions_version(conn)
         if current != self._version or current is None:
             self._load(conn)
             self._version = current

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from hatchlite.store.settle import Settler
+from hatchlite.store.shapes import bump_definitions_txn
 
 PAUSE_CANCEL_MESSAGE = (
     "workflow {name!r} was paused, and this task run stayed queued past the pause's queue_ttl"
@@ -77,9 +78,7 @@ def delete_txn(conn: sqlite3.Connection, workflow_id: str, now: float) -> str | 
     conn.execute(
         "UPDATE workflows SET deleted_at = ?, is_paused = 0 WHERE id = ?", (now, workflow_id)
     )
-    from hatchlite.store.triggers import bump_version_txn
-
-    bump_version_txn(conn)  # a deleted workflow's events start nothing
+    bump_definitions_txn(conn)  # a deleted workflow's events start nothing
     return str(row[0])
 
 
