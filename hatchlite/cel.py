@@ -73,24 +73,62 @@ def check_boolean(expression: str, where: str) -> None:
 def evaluate(expression: str, variables: dict[str, Any]) -> CELResult:
     """Evaluate `expression` with `variables` (JSON values). Never raises: a parse error,
     an evaluation error or a result that is not a bool comes back as `error`."""
-    try:
-        program = compile_expression(expression)
-    except InvalidCELError as exc:
-        return CELResult(error=str(exc))
-    try:
-        activation = {name: json_to_cel(value) for name, value in variables.items()}
-        result = program.evaluate(activation)
-    except CELEvalError as exc:  # cel-python raises or returns it, depending on version
-        return CELResult(error=_eval_error_text(exc))
-    except Exception as exc:
-        return CELResult(error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR])
-    if isinstance(result, CELEvalError):
-        return CELResult(error=_eval_error_text(result))
+    result, error = _run(expression, variables)
+    if error is not None:
+        return CELResult(error=error)
     if isinstance(result, bool | celtypes.BoolType):
         return CELResult(value=bool(result))
     if result is None:
         return CELResult(error="returned null, not a bool")
     return CELResult(error=f"returned {_cel_type(result)} {_show(result)}, not a bool")
+
+
+def evaluate_value(expression: str, variables: dict[str, Any]) -> tuple[Any, str | None]:
+    """Evaluate `expression` to a plain value: (a str, int, float, bool, None, list or
+    dict, None) on success, (None, why it failed) on an error."""
+    result, error = _run(expression, variables)
+    if error is not None:
+        return None, error
+    return _plain(result), None
+
+
+def describe(value: Any) -> str:
+    """`value`'s CEL type and a short rendering of it ("int 3"), for error messages."""
+    return f"{_cel_type(json_to_cel(value))} {_show(json_to_cel(value))}"
+
+
+def _run(expression: str, variables: dict[str, Any]) -> tuple[Any, str | None]:
+    try:
+        program = compile_expression(expression)
+    except InvalidCELError as exc:
+        return None, str(exc)
+    try:
+        activation = {name: json_to_cel(value) for name, value in variables.items()}
+        result = program.evaluate(activation)
+    except CELEvalError as exc:  # cel-python raises or returns it, depending on version
+        return None, _eval_error_text(exc)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+    if isinstance(result, CELEvalError):
+        return None, _eval_error_text(result)
+    return result, None
+
+
+def _plain(value: Any) -> Any:
+    """A CEL value as plain Python (bool before int: CEL's bool is not an int there)."""
+    if value is None or isinstance(value, bool | celtypes.BoolType):
+        return value if value is None else bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, celtypes.MapType):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, celtypes.ListType):
+        return [_plain(v) for v in value]
+    return json.loads(json.dumps(value, cls=CELJSONEncoder))
 
 
 # -- evaluation errors -------------------------------------------------------------

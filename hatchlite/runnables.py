@@ -28,6 +28,7 @@ from hatchlite.dag import (
 from hatchlite.dag.site import Site, definition_site, warn_user
 from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
 from hatchlite.features.workflows import PausedBehavior
+from hatchlite.limits import concurrency_keys
 from hatchlite.models import V1Filter, V1TaskSummary
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
@@ -273,6 +274,8 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                     item.child_index if item.child_index is not None else parent.next_spawn_index()
                 )
             run.metadata_json = json.dumps(meta)
+            # Evaluated here, on the caller's side: a key that fails refuses the trigger.
+            run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run_id)
             runs.append(run)
         triggered = await engine.trigger([self], runs)
         return [t.run_id for t in triggered]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from enum import Enum, IntEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JSONMap = dict[str, Any]
 Duration = timedelta | str
@@ -67,6 +67,15 @@ class ConcurrencyExpression(BaseModel):
     expression: str
     max_runs: int
     limit_strategy: ConcurrencyLimitStrategy = ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN
+    name: str | None = None
+    is_tenant_scoped: bool = False  # one tenant here: every limit is tenant-wide
+
+    @field_validator("max_runs")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"max_runs must be positive, got {value}")
+        return value
 
     @classmethod
     def from_int(cls, n: int) -> ConcurrencyExpression:

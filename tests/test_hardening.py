@@ -419,7 +419,7 @@ def test_unenforced_parameters_warn_once_per_workflow_and_parameter(hatchet: Hat
 
     messages = [str(w.message) for w in caught]
     assert len(messages) == 3, messages
-    assert "`on_crons`, `concurrency`" in messages[0]
+    assert "`on_crons`" in messages[0] and "concurrency" not in messages[0]
     assert "`rate_limits`" in messages[1] and "`desired_worker_labels`" in messages[2]
     assert all(w.filename == __file__ for w in caught)  # attributed to the user's line
 

@@ -10,7 +10,7 @@ import dataclasses
 import inspect
 import json
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -68,8 +68,12 @@ class WorkflowConfig:
 
 
 def normalize_concurrency(
-    value: int | ConcurrencyExpression | list[ConcurrencyExpression] | None, where: str
+    value: int | ConcurrencyExpression | Sequence[ConcurrencyExpression] | None, where: str
 ) -> list[ConcurrencyExpression]:
+    """The concurrency limits of a definition as a list, each checked (CEL key parses,
+    `max_runs` positive, a strategy hatchlite enforces)."""
+    from hatchlite.limits import concurrency_specs
+
     if value is None:
         return []
     if isinstance(value, bool):
@@ -78,9 +82,12 @@ def normalize_concurrency(
         if value <= 0:
             raise InvalidDefinitionError(f"{where}: concurrency must be a positive number of runs")
         return [ConcurrencyExpression.from_int(value)]
-    if isinstance(value, ConcurrencyExpression):
-        return [value]
-    return list(value)
+    limits = [value] if isinstance(value, ConcurrencyExpression) else list(value)
+    try:
+        concurrency_specs(limits, where)
+    except ValueError as exc:
+        raise InvalidDefinitionError(str(exc)) from exc
+    return limits
 
 
 def check_priority(priority: int | None, where: str) -> int | None:

@@ -50,6 +50,7 @@ from hatchlite.dag.task import (
     check_signature,
     normalize_concurrency,
 )
+from hatchlite.limits import concurrency_specs
 
 R2 = TypeVar("R2")
 _CREATED = itertools.count()
@@ -105,7 +106,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 param
                 for param, value in (
                     ("on_crons", config.on_crons),
-                    ("concurrency", config.concurrency),
                     ("idempotency", config.idempotency),
                     ("sticky", config.sticky),
                 )
@@ -356,7 +356,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             *(
                 param
                 for param, value in (
-                    ("concurrency", concurrency),
                     ("rate_limits", rate_limits),
                     ("desired_worker_labels", desired_worker_labels),
                     ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
@@ -457,6 +456,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 slot_cost=t.slot_cost,
                 is_durable=t.is_durable,
                 conditions=condition_defs(t, self.config_namespace()),
+                concurrency=concurrency_specs(t.concurrency, f"task {name!r}"),
             )
 
         shapes = {name: task_shape(name) for name in order}
@@ -474,6 +474,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             ),
             default_priority=int(config.default_priority),
             default_metadata_json=json.dumps(config.default_additional_metadata),
+            concurrency=concurrency_specs(config.concurrency, f"workflow {self.name!r}"),
         )
         return self._shape
 

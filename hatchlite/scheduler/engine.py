@@ -28,6 +28,7 @@ from hatchlite.exceptions import (
     PayloadTooLargeError,
     RunNotFoundError,
 )
+from hatchlite.limits import concurrency_keys
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
@@ -291,15 +292,23 @@ class Engine:
         await self.ensure_started()
         await self.register(workflows)
         unchecked = {run.workflow_name for run in runs} - self._served_here()
-        results, unserved, finished = await self.store.trigger(
+        outcome = await self.store.trigger(
             runs, self.clock.time(), check_served=unchecked, wall=time.time()
         )
-        if finished:
-            self._deliver_later(list(finished))
-        self._warn_unserved(unserved, "was triggered")
+        if outcome.finished_runs:
+            self._deliver_later(list(outcome.finished_runs))
+        self._abort_local(outcome.cancelled_running)
+        self._warn_unserved(outcome.unserved, "was triggered")
         self._last_activity = time.monotonic()
         self.wake()
-        return results
+        return outcome.results
+
+    def _abort_local(self, task_ids: list[str]) -> None:
+        """Stop the executions here of task runs cancelled in the store."""
+        for task_id in task_ids:
+            execution = self._executions.get(task_id)
+            if execution is not None:
+                execution.abort()
 
     def _warn_unserved(self, unserved: set[str], how: str) -> None:
         for name in sorted(unserved - self._warned_unserved):
@@ -361,10 +370,7 @@ class Engine:
         nothing) when an id is unknown."""
         await self.ensure_started()
         finished, running = await self.store.cancel(ids, self.clock.time())
-        for task_id in running:
-            execution = self._executions.get(task_id)
-            if execution is not None:
-                execution.abort()
+        self._abort_local(running)
         await self._fetch_and_deliver(list(finished))
         self.wake()
 
@@ -405,9 +411,10 @@ class Engine:
             workflow_name,
             input_json,
             meta_json,
-            check_priority(priority, workflow_name) or 1,
+            check_priority(priority, workflow_name) or shape.default_priority,
             task_ids,
         )
+        run.limit_keys = concurrency_keys(shape, input_json, meta_json, run_id)
         return (await self.trigger([], [run]))[0].run_id
 
     def cancel_soon(self, ids: list[str]) -> None:
@@ -501,6 +508,7 @@ class Engine:
             events, self.clock.time(), served_here=self._served_here(), wall=time.time()
         )
         self._warn_unserved(result.unserved, "was started by an event")
+        self._abort_local(result.cancelled_running)
         self._resolve_durable(result.satisfied)
         if result.finished_runs:
             self._deliver_later(list(result.finished_runs))
@@ -777,10 +785,7 @@ class Engine:
             self._notify_listeners()
         for claimed in result.claimed:
             self._start(claimed, workers)
-        for task_id in result.cancelled_running:
-            execution = self._executions.get(task_id)
-            if execution is not None:
-                execution.abort()
+        self._abort_local(result.cancelled_running)
         self._deliver(result.results)
         self._resolve_durable(result.durable)
         late = [r for r in result.finished_runs if r in self._waiters and r not in result.results]

@@ -74,6 +74,15 @@ class PushResult:
     triggered: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     finished_runs: dict[str, str] = field(default_factory=dict)
     unserved: set[str] = field(default_factory=set)  # workflows no live worker serves
+    cancelled_running: list[str] = field(default_factory=list)  # by a concurrency limit
+
+
+@dataclass(slots=True)
+class TriggerOutcome:
+    results: list[TriggerResult]
+    unserved: set[str]  # workflows no live worker serves
+    finished_runs: dict[str, str]  # runs that ended at once
+    cancelled_running: list[str]  # running task runs a concurrency limit cancelled
 
 
 class Store:
@@ -120,15 +129,14 @@ class Store:
         *,
         check_served: Collection[str] = (),
         wall: float = 0.0,
-    ) -> tuple[list[TriggerResult], set[str], dict[str, str]]:
+    ) -> TriggerOutcome:
         """Create runs. For the workflows of `check_served`, look for a live worker (on
         any process) that serves their first tasks; runs of workflows with none get a
-        REQUEUED_NO_WORKER task event. Returns the results, those workflows, and the runs
-        that ended at once (their first tasks' conditions decided them: a zero sleep)."""
+        REQUEUED_NO_WORKER task event. Returns the results, those workflows, the runs
+        that ended at once (a zero sleep decided their first tasks; a concurrency limit
+        cancelled them or others) and the running task runs a limit cancelled."""
 
-        def job(
-            conn: sqlite3.Connection,
-        ) -> tuple[list[TriggerResult], set[str], dict[str, str]]:
+        def job(conn: sqlite3.Connection) -> TriggerOutcome:
             settler = _settle.Settler(conn, self.shapes, now)
             results = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
             settler.close()
@@ -137,7 +145,9 @@ class Store:
                 unserved = _runs.unserved_txn(conn, self.shapes, check_served, wall)
             if unserved:
                 _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
-            return results, unserved, settler.finished_runs
+            return TriggerOutcome(
+                results, unserved, settler.finished_runs, settler.cancelled_running
+            )
 
         return await self.db.run(job)
 
@@ -358,6 +368,7 @@ class Store:
             if check_runs:
                 wanted.extend(_runs.terminal_among(conn, check_runs))
             cancelled = _tasks.cancelled_among(conn, check_running) if check_running else []
+            cancelled.extend(settler.cancelled_running)  # by a concurrency limit
             return TickResult(
                 claimed=claimed,
                 finished_runs=finished,
@@ -446,6 +457,7 @@ class Store:
                     result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]
             settler.close()
             result.finished_runs = settler.finished_runs
+            result.cancelled_running = settler.cancelled_running
             check = {run.workflow_name for run in started} - set(served_here)
             if check:
                 result.unserved = _runs.unserved_txn(conn, self.shapes, check, wall)

@@ -186,8 +186,10 @@ def _settle_gate(
         settler.skip(run_id, workflow_name, name, task_id, why)
     else:
         shape = settler.shapes.get(conn, workflow_name)
+        if name not in shape.tasks:
+            raise KeyError(name)
         trigger = json.dumps(matched) if matched else None
-        settler.queue(task_id, shape.tasks[name].schedule_timeout, trigger)
+        settler.queue(run_id, shape, name, task_id, trigger)
 
 
 _PRECEDENCE = ("CANCEL", "SKIP", "QUEUE")

@@ -30,6 +30,49 @@ class ConditionDef:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencySpec:
+    """One concurrency limit: at most `max_runs` holders per value of the CEL key
+    `expression` (see hatchlite/limits.py for the strategies)."""
+
+    expression: str
+    max_runs: int
+    strategy: str  # GROUP_ROUND_ROBIN, CANCEL_IN_PROGRESS or CANCEL_NEWEST
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """A task's use of a rate limit: a static key (created with `rate_limits.put`) or a
+    CEL dynamic key with its limit; `units` and `limit` may be CEL too (strings)."""
+
+    static_key: str | None
+    dynamic_key: str | None
+    units: str | int
+    limit: str | int | None
+    window: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """A desired worker label: compared with the worker's label of that key."""
+
+    key: str
+    value: str | int
+    required: bool
+    weight: int
+    comparator: int  # WorkerLabelComparator
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencySpec:
+    """A workflow's idempotency: one run per value of `key_expression` for `ttl`
+    seconds, or (`until_done`) until that run ends, `ttl` at most."""
+
+    key_expression: str
+    ttl: float
+    until_done: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TaskShape:
     """What the store needs to know about one task of a workflow."""
 
@@ -42,6 +85,9 @@ class TaskShape:
     slot_cost: int
     is_durable: bool
     conditions: tuple[ConditionDef, ...] = ()
+    concurrency: tuple[ConcurrencySpec, ...] = ()
+    rate_limits: tuple[RateLimitSpec, ...] = ()
+    labels: tuple[LabelSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +105,16 @@ class WorkflowShape:
     default_filters: tuple[tuple[str, str, str], ...] = ()
     default_priority: int = 1
     default_metadata_json: str = "{}"
+    concurrency: tuple[ConcurrencySpec, ...] = ()  # workflow-level: held by whole runs
+    idempotency: IdempotencySpec | None = None
+    sticky: str | None = None  # SOFT or HARD
+
+    @property
+    def limited(self) -> bool:
+        """Whether any concurrency limit applies to its runs or tasks."""
+        return bool(self.concurrency) or any(
+            t.concurrency for t in (*self.tasks.values(), self.on_failure) if t is not None
+        )
 
     def task(self, name: str) -> TaskShape:
         shape = self.tasks.get(name)
@@ -88,6 +144,9 @@ class NewRun:
     triggering_event_id: str | None = None
     filter_id: str | None = None
     filter_payload_json: str | None = None
+    # Concurrency keys evaluated at trigger time: "" for the workflow's limits, else by
+    # task name; one key per limit, in the definition's order.
+    limit_keys: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +272,9 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "slot_cost": t.slot_cost,
             "is_durable": t.is_durable,
             "conditions": [dataclasses.asdict(c) for c in t.conditions],
+            "concurrency": [dataclasses.asdict(c) for c in t.concurrency],
+            "rate_limits": [dataclasses.asdict(r) for r in t.rate_limits],
+            "labels": [dataclasses.asdict(lb) for lb in t.labels],
         }
 
     return json.dumps(
@@ -225,6 +287,9 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "default_filters": [list(f) for f in shape.default_filters],
             "default_priority": shape.default_priority,
             "default_metadata": shape.default_metadata_json,
+            "concurrency": [dataclasses.asdict(c) for c in shape.concurrency],
+            "idempotency": dataclasses.asdict(shape.idempotency) if shape.idempotency else None,
+            "sticky": shape.sticky,
         }
     )
 
@@ -243,6 +308,9 @@ def shape_from_json(text: str) -> WorkflowShape:
             slot_cost=int(d["slot_cost"]),
             is_durable=bool(d["is_durable"]),
             conditions=tuple(ConditionDef(**c) for c in d.get("conditions", ())),
+            concurrency=tuple(ConcurrencySpec(**c) for c in d.get("concurrency", ())),
+            rate_limits=tuple(RateLimitSpec(**r) for r in d.get("rate_limits", ())),
+            labels=tuple(LabelSpec(**lb) for lb in d.get("labels", ())),
         )
 
     return WorkflowShape(
@@ -254,4 +322,7 @@ def shape_from_json(text: str) -> WorkflowShape:
         default_filters=tuple(tuple(f) for f in data.get("default_filters", ())),
         default_priority=int(data.get("default_priority", 1)),
         default_metadata_json=str(data.get("default_metadata", "{}")),
+        concurrency=tuple(ConcurrencySpec(**c) for c in data.get("concurrency", ())),
+        idempotency=IdempotencySpec(**data["idempotency"]) if data.get("idempotency") else None,
+        sticky=data.get("sticky"),
     )

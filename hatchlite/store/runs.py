@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection
 
 from hatchlite.exceptions import HatchliteError, RunNotFoundError
+from hatchlite.limits import concurrency_keys
+from hatchlite.store.concurrency import BLOCKED
 from hatchlite.store.records import (
     ACTIVE,
     TERMINAL,
@@ -36,10 +39,13 @@ def trigger_txn(
     """
     results: list[TriggerResult] = []
     gated: list[tuple[str, WorkflowShape, str, str]] = []
+    limited: list[tuple[NewRun, WorkflowShape]] = []
     run_rows: list[tuple[object, ...]] = []
     task_rows: list[tuple[object, ...]] = []
     for run in runs:
         shape = shapes.get(conn, run.workflow_name)
+        if shape.limited and run.limit_keys is None:
+            run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run.run_id)
         row = (
             run.run_id,
             run.workflow_name,
@@ -55,6 +61,7 @@ def trigger_txn(
             run.triggering_event_id,
             run.filter_id,
             run.filter_payload_json,
+            json.dumps(run.limit_keys) if run.limit_keys else None,
             now,
         )
         if run.parent_task_run_id is not None:
@@ -72,10 +79,14 @@ def trigger_txn(
                 continue
         else:
             run_rows.append(row)
+        if shape.limited:
+            limited.append((run, shape))
         for task in shape.tasks.values():
             if not task.parents and task.conditions:
                 gated.append((run.run_id, shape, task.name, run.task_ids[task.name]))
             root = not task.parents and not task.conditions
+            # A root some concurrency limit must admit first waits out of the claim's way.
+            held_back = root and (bool(shape.concurrency) or bool(task.concurrency))
             task_rows.append(
                 (
                     run.task_ids[task.name],
@@ -85,7 +96,7 @@ def trigger_txn(
                     "QUEUED" if root else "PENDING",
                     len(task.parents),
                     run.priority,
-                    now,
+                    BLOCKED if held_back else now,
                     now + task.schedule_timeout if root else None,
                     now,
                     now if root else None,
@@ -100,9 +111,11 @@ def trigger_txn(
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         task_rows,
     )
-    if gated:
+    if gated or limited:
         own = settler is None
         gate = settler or Settler(conn, shapes, now)
+        for run, shape in limited:
+            _enter_limits(gate, run, shape)
         for run_id, shape, name, task_id in gated:
             gate.parents_done(run_id, shape, name, task_id, 0)
         if own:
@@ -110,10 +123,22 @@ def trigger_txn(
     return results
 
 
+def _enter_limits(settler: Settler, run: NewRun, shape: WorkflowShape) -> None:
+    """A new run joins its workflow's limits (its roots wait until admitted), or its
+    roots join their own."""
+    keys = run.limit_keys or {}
+    if shape.concurrency:
+        settler.limits.enter_run(run.run_id, shape, keys.get("", []))
+        return
+    for task in shape.tasks.values():
+        if task.concurrency and not task.parents and not task.conditions:
+            settler.limits.ready(run.run_id, shape, task.name, run.task_ids[task.name])
+
+
 _INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
     additional_metadata, priority, parent_workflow_run_id, parent_task_run_id, child_index,
-    child_key, trigger_key, triggering_event_id, filter_id, filter_payload, created_at)
-    VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    child_key, trigger_key, triggering_event_id, filter_id, filter_payload, limit_keys,
+    created_at) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def unserved_txn(
@@ -375,6 +400,8 @@ def replay_txn(
             "UPDATE workflow_runs SET status = 'QUEUED', finished_at = NULL WHERE id = ?",
             (run_id,),
         )
+        if shape.concurrency:  # the run waits for its workflow's limits again
+            settler.limits.enter_run(run_id, shape, settler.limits.run_keys(run_id).get("", []))
         for name, task_id, skipped_parents in ready:  # queued, skipped or gated again
             settler.parents_done(run_id, shape, name, task_id, skipped_parents)
         replayed.append(run_id)

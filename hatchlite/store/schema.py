@@ -251,12 +251,69 @@ _V5 = [
     """ALTER TABLE workflow_runs ADD COLUMN filter_payload TEXT""",
 ]
 
+# Flow control: concurrency limits, rate limits, idempotency keys, routing to workers.
+_V6 = [
+    # A task run waiting for a concurrency limit to admit it (it or its run) is QUEUED
+    # with available_at at BLOCKED (1e15, far past any real time), out of the claim's
+    # index; schedule timeouts still apply to it.
+    """DROP INDEX task_runs_queue""",
+    """CREATE INDEX task_runs_queue ON task_runs (workflow_name, priority DESC, seq)
+        WHERE status = 'QUEUED' AND available_at < 1e15""",
+    # One row per owner (a workflow run, scope RUN, or a task run, scope TASK) and limit,
+    # in arrival order: LATER (an earlier limit of its list has not admitted it yet),
+    # WAITING or HELD; deleted when the owner ends.
+    """CREATE TABLE concurrency_slots (
+        seq INTEGER PRIMARY KEY,
+        limit_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        max_runs INTEGER NOT NULL,
+        strategy TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE INDEX concurrency_slots_key ON concurrency_slots (limit_id, key, status, seq)""",
+    """CREATE INDEX concurrency_slots_owner ON concurrency_slots (owner_id, scope)""",
+    """CREATE INDEX concurrency_slots_run ON concurrency_slots (run_id)""",
+    # The concurrency keys evaluated when the run was triggered (JSON, by scope).
+    """ALTER TABLE workflow_runs ADD COLUMN limit_keys TEXT""",
+    # Fixed-window rate limits: `value` units are left until `last_refill + window`.
+    """CREATE TABLE rate_limits (
+        key TEXT PRIMARY KEY,
+        limit_value INTEGER NOT NULL,
+        value INTEGER NOT NULL,
+        window_seconds REAL NOT NULL,
+        last_refill REAL NOT NULL,
+        is_static INTEGER NOT NULL,
+        paused_until REAL,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    # The rate limits a queued task run takes when claimed (JSON [[key, units], ...]).
+    """ALTER TABLE task_runs ADD COLUMN rate_limits TEXT""",
+    """CREATE TABLE idempotency_keys (
+        workflow_name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        until_done INTEGER NOT NULL,
+        PRIMARY KEY (workflow_name, key)
+    ) WITHOUT ROWID""",
+    # Routing a run's tasks: the trigger's sticky / desired worker / labels (JSON), and
+    # the worker a sticky run keeps to.
+    """ALTER TABLE workflow_runs ADD COLUMN routing TEXT""",
+    """ALTER TABLE workflow_runs ADD COLUMN sticky_worker_id TEXT""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (4, _V4),
     (5, _V5),
+    (6, _V6),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

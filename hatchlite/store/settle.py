@@ -12,6 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 
+from hatchlite.store.concurrency import Limits
 from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
 from hatchlite.store.shapes import ShapeCache
 
@@ -37,6 +38,15 @@ class Settler:
         self.finished_runs: dict[str, str] = {}
         self.attempts: list[tuple[object, ...]] = []
         self.events: list[TaskEvent] = []
+        self.cancelled_running: list[str] = []  # running task runs cancelled here
+        self._limits: Limits | None = None
+
+    @property
+    def limits(self) -> Limits:
+        """Concurrency admission in this transaction (created when first needed)."""
+        if self._limits is None:
+            self._limits = Limits(self)
+        return self._limits
 
     def record_attempt(
         self,
@@ -218,8 +228,10 @@ class Settler:
                 "WHERE task_run_id = ? AND status = 'OPEN'",
                 (task_id,),
             )
+        if task.concurrency:
+            self.limits.release("TASK", [task_id])
         if not shape.is_dag:
-            self._finalize(run_id, status)
+            self._finalize(run_id, status, shape)
             return
         self.touched_dags[run_id] = workflow_name
         if status == "COMPLETED":
@@ -241,15 +253,18 @@ class Settler:
                       AND task_name IN ({names})""",
                 (self.now, run_id, *task.descendants),
             )
+            if any(shape.tasks[d].concurrency for d in task.descendants if d in shape.tasks):
+                self.limits.release_ended_tasks(run_id)
         on_failure = shape.on_failure
         if status == "FAILED" and on_failure is not None and task_name != on_failure.name:
-            self.conn.execute(
+            on_failure_id = str(uuid.uuid4())
+            cur = self.conn.execute(
                 """INSERT OR IGNORE INTO task_runs (id, workflow_run_id, workflow_name, task_name,
                        status, priority, available_at, schedule_deadline, created_at, queued_at)
                    VALUES (?, ?, ?, ?, 'QUEUED',
                            (SELECT priority FROM workflow_runs WHERE id = ?), ?, ?, ?, ?)""",
                 (
-                    str(uuid.uuid4()),
+                    on_failure_id,
                     run_id,
                     workflow_name,
                     on_failure.name,
@@ -260,6 +275,8 @@ class Settler:
                     self.now,
                 ),
             )
+            if cur.rowcount and (on_failure.concurrency or shape.concurrency):
+                self.limits.ready(run_id, shape, on_failure.name, on_failure_id)
 
     def _release_children(
         self, run_id: str, shape: WorkflowShape, children: tuple[str, ...], skipped: bool
@@ -270,7 +287,15 @@ class Settler:
             return
         # The common case in one statement: a parent that ran releases children that
         # have no conditions (a completed parent means not all parents were skipped).
-        plain = () if skipped else tuple(c for c in children if not shape.tasks[c].conditions)
+        plain = (
+            ()
+            if skipped
+            else tuple(
+                c
+                for c in children
+                if not shape.tasks[c].conditions and not shape.tasks[c].concurrency
+            )
+        )
         if plain:
             self._queue_released(run_id, shape, plain)
         for child in children:
@@ -303,16 +328,25 @@ class Settler:
 
             open_gate_txn(self, run_id, shape, name, task_id)
         else:
-            self.queue(task_id, task.schedule_timeout)
+            self.queue(run_id, shape, name, task_id)
 
-    def queue(self, task_id: str, schedule_timeout: float, trigger_data: str | None = None) -> None:
+    def queue(
+        self,
+        run_id: str,
+        shape: WorkflowShape,
+        name: str,
+        task_id: str,
+        trigger_data: str | None = None,
+    ) -> None:
         now = self.now
-        self.conn.execute(
+        cur = self.conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', queued_at = ?, available_at = ?,
                    schedule_deadline = ?, trigger_data = ?
                WHERE id = ? AND status = 'PENDING'""",
-            (now, now, now + schedule_timeout, trigger_data, task_id),
+            (now, now, now + shape.task(name).schedule_timeout, trigger_data, task_id),
         )
+        if cur.rowcount and shape.limited:
+            self.limits.ready(run_id, shape, name, task_id)
 
     def skip(self, run_id: str, workflow_name: str, name: str, task_id: str, why: str) -> None:
         """Complete a PENDING task as skipped (output `{"skipped": true}`): its children
@@ -325,6 +359,37 @@ class Settler:
         if cur.rowcount:
             self.events.append((task_id, run_id, 0, "SKIPPED", f"skipped: {why}", None, self.now))
             self.after_terminal(run_id, workflow_name, name, "COMPLETED", task_id, skipped=True)
+
+    def cancel_run(self, run_id: str, reason: str) -> None:
+        """Cancel every unfinished task run of a run (running ones too: their workers stop
+        them), each with a CANCELLED task event giving `reason`."""
+        rows = self.conn.execute(
+            f"""SELECT id FROM task_runs WHERE workflow_run_id = ?
+                AND status IN ({marks(len(ACTIVE))})""",
+            (run_id, *ACTIVE),
+        ).fetchall()
+        for (task_id,) in rows:
+            self.cancel_task_run(task_id, reason)
+
+    def cancel_task_run(self, task_id: str, reason: str) -> None:
+        """Cancel one unfinished task run (and its descendants), saying why."""
+        row = self.conn.execute(
+            f"""SELECT workflow_run_id, workflow_name, task_name, status, retry_count
+                FROM task_runs WHERE id = ? AND status IN ({marks(len(ACTIVE))})""",
+            (task_id, *ACTIVE),
+        ).fetchone()
+        if row is None:
+            return
+        run_id, workflow_name, name, status, retry_count = row
+        self.conn.execute(
+            "UPDATE task_runs SET status = 'CANCELLED', finished_at = ?, timeout_at = NULL "
+            "WHERE id = ?",
+            (self.now, task_id),
+        )
+        if status in ("RUNNING", "WAITING"):
+            self.cancelled_running.append(task_id)  # its worker records the attempt
+        self.events.append((task_id, run_id, retry_count, "CANCELLED", reason, None, self.now))
+        self.after_terminal(run_id, workflow_name, name, "CANCELLED", task_id)
 
     def cancel(self, run_id: str, workflow_name: str, name: str, task_id: str) -> None:
         """Cancel a PENDING task and its descendants (a `cancel_if` was met)."""
@@ -352,7 +417,7 @@ class Settler:
             ],
         )
 
-    def _finalize(self, run_id: str, status: str) -> None:
+    def _finalize(self, run_id: str, status: str, shape: WorkflowShape | None) -> None:
         cur = self.conn.execute(
             "UPDATE workflow_runs SET status = ?, finished_at = ? "
             "WHERE id = ? AND status IN ('QUEUED', 'RUNNING')",
@@ -360,6 +425,8 @@ class Settler:
         )
         if cur.rowcount:
             self.finished_runs[run_id] = status
+            if shape is None or shape.limited:
+                self.limits.release_run(run_id)
 
     def close(self) -> None:
         """Write the attempt rows and finalize every DAG run whose tasks all ended."""
@@ -377,7 +444,7 @@ class Settler:
                 self.attempts,
             )
             self.attempts = []
-        for run_id in self.touched_dags:
+        for run_id, workflow_name in self.touched_dags.items():
             statuses = {
                 row[0]
                 for row in self.conn.execute(
@@ -386,10 +453,16 @@ class Settler:
             }
             if statuses & set(ACTIVE):
                 continue
-            if "FAILED" in statuses:
-                self._finalize(run_id, "FAILED")
-            elif "CANCELLED" in statuses:
-                self._finalize(run_id, "CANCELLED")
-            else:
-                self._finalize(run_id, "COMPLETED")
+            ended = (
+                "FAILED"
+                if "FAILED" in statuses
+                else "CANCELLED"
+                if "CANCELLED" in statuses
+                else "COMPLETED"
+            )
+            try:
+                shape: WorkflowShape | None = self.shapes.get(self.conn, workflow_name)
+            except LookupError:
+                shape = None  # released by its rows, whatever its definition became
+            self._finalize(run_id, ended, shape)
         self.touched_dags = {}

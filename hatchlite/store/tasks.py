@@ -8,6 +8,7 @@ dropped.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
 from collections.abc import Container, Iterable
@@ -40,7 +41,7 @@ def marks(n: int) -> str:
 # -- claim ---------------------------------------------------------------------------
 
 
-_CLAIM_PAGES = 8  # pages read past task runs another version of a workflow must run
+_CLAIM_PAGES = 8  # pages of one workflow's queue read past rows this worker leaves
 
 
 def claim_txn(
@@ -51,8 +52,11 @@ def claim_txn(
     paused: Container[str] = (),
     wall: float = 0.0,
 ) -> list[ClaimedTask]:
-    """Take up to the worker's free slots of ready tasks, highest priority first (none of
-    `paused` workflows).
+    """Take up to the worker's free slots of ready tasks (none of `paused` workflows).
+
+    Each workflow's queue is read highest priority first, then oldest first; the
+    queues are interleaved by the age of their heads, so a flood of high-priority runs
+    of one workflow does not starve another's older runs.
 
     A task run the workflow's registered definition lacks fails (no process can run
     it); one this worker has no code for is left for a worker that has (another
@@ -66,35 +70,26 @@ def claim_txn(
     picker = _Picker(req, now)
     elsewhere = _Elsewhere(conn, wall)
     page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
-    for number in range(_CLAIM_PAGES):
-        rows = conn.execute(
-            f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
-                       priority, queued_at, lost_count
-                FROM task_runs
-                WHERE status = 'QUEUED' AND workflow_name IN ({marks(len(workflows))})
-                  AND available_at <= ?
-                ORDER BY priority DESC, seq LIMIT ? OFFSET ?""",
-            (*workflows, now, page, number * page),
-        ).fetchall()
-        other_versions = 0
-        for row in rows:
-            if picker.done:
-                break
-            _, task_id, run_id, wf_name, task_name, retry_count, *_ = row
-            shape = shapes.get(conn, wf_name)
-            if req.runnable is not None and (wf_name, task_name) not in req.runnable:
-                if elsewhere.runnable(wf_name, task_name):
-                    other_versions += 1  # left for a worker of the version that has it
-                else:
-                    _fail_undefined(
-                        conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count
-                    )
-            elif not _has_task(shape, task_name):
+    queues = [_Queue(conn, name, now, page) for name in workflows]
+    heads = [(head[0], n) for n, q in enumerate(queues) if (head := q.head()) is not None]
+    heapq.heapify(heads)
+    while heads and not picker.done:
+        _, n = heapq.heappop(heads)
+        queue = queues[n]
+        row = queue.pop()
+        _, task_id, run_id, wf_name, task_name, retry_count, *_ = row
+        shape = shapes.get(conn, wf_name)
+        if req.runnable is not None and (wf_name, task_name) not in req.runnable:
+            if not elsewhere.runnable(wf_name, task_name):
                 _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
-            else:
-                picker.offer(row, shape)
-        if picker.done or len(rows) < page or not other_versions:
-            break
+            # else: left for a worker of the version that has it
+        elif not _has_task(shape, task_name):
+            _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
+        else:
+            picker.offer(row, shape)
+        head = queue.head()
+        if head is not None:
+            heapq.heappush(heads, (head[0], n))
     chosen = picker.chosen
     if not chosen:
         return []
@@ -114,6 +109,59 @@ def claim_txn(
     )
     _attach_run_data(conn, shapes, chosen, run_ids, picker.dag_runs)
     return chosen
+
+
+class _Queue:
+    """One workflow's ready task runs, highest priority then oldest first, read a page
+    at a time (after the last row read: rows failed or claimed meanwhile do not shift
+    it)."""
+
+    def __init__(self, conn: sqlite3.Connection, workflow_name: str, now: float, page: int):
+        self.conn = conn
+        self.workflow_name = workflow_name
+        self.now = now
+        self.page = page
+        self.pages = 0
+        self.rows: list[tuple[Any, ...]] = []
+        self.at = 0
+        self.more = True
+        self.after: tuple[int, int] | None = None  # (priority, seq) of the last row read
+
+    def head(self) -> tuple[Any, ...] | None:
+        if self.at >= len(self.rows) and not self._fetch():
+            return None
+        return self.rows[self.at]
+
+    def pop(self) -> tuple[Any, ...]:
+        row = self.rows[self.at]
+        self.at += 1
+        return row
+
+    def _fetch(self) -> bool:
+        if not self.more or self.pages >= _CLAIM_PAGES:
+            return False
+        after, params = "", [self.workflow_name, self.now]
+        if self.after is not None:
+            after = "AND (priority < ? OR (priority = ? AND seq > ?))"
+            params += [self.after[0], self.after[0], self.after[1]]
+        # `available_at < 1e15` matches the claim index (rows a concurrency limit holds
+        # back are not in it).
+        self.rows = self.conn.execute(
+            f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
+                       priority, queued_at, lost_count
+                FROM task_runs
+                WHERE status = 'QUEUED' AND available_at < 1e15 AND workflow_name = ?
+                  AND available_at <= ? {after}
+                ORDER BY priority DESC, seq LIMIT ?""",
+            (*params, self.page),
+        ).fetchall()
+        self.at = 0
+        self.pages += 1
+        self.more = len(self.rows) == self.page
+        if self.rows:
+            last = self.rows[-1]
+            self.after = (last[6], last[0])
+        return bool(self.rows)
 
 
 def _has_task(shape: WorkflowShape, name: str) -> bool:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from hatchlite.cel import evaluate
+from hatchlite.limits import LimitKeyError, concurrency_keys
 from hatchlite.store.durable import ReportedOnce, StoredEvent
 from hatchlite.store.records import NewRun, WorkflowShape
 from hatchlite.store.shapes import ShapeCache, bump_definitions_txn, definitions_version
@@ -140,6 +141,12 @@ def runs_for_event_txn(
         for f in filters:
             if event.scope is not None and f.scope == event.scope and _passes(f, event):
                 runs.append(_new_run(shape, event, f))
+    if any(shapes.get(conn, run.workflow_name).limited for run in runs):
+        runs = [
+            keyed
+            for run in runs
+            if (keyed := _with_keys(run, shapes.get(conn, run.workflow_name))) is not None
+        ]
     return runs
 
 
@@ -167,6 +174,19 @@ def _passes(f: _Filter, event: StoredEvent) -> bool:
             )
         return False
     return result.value is True
+
+
+def _with_keys(run: NewRun, shape: WorkflowShape) -> NewRun | None:
+    """`run` with its concurrency keys, or None (logged) when a key fails on the event:
+    the event is stored and its other runs start."""
+    try:
+        run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run.run_id)
+    except LimitKeyError as exc:
+        logger.warning(
+            "event %s starts no run of workflow %r: %s", run.triggering_event_id, shape.name, exc
+        )
+        return None
+    return run
 
 
 def _new_run(shape: WorkflowShape, event: StoredEvent, f: _Filter | None) -> NewRun:

@@ -1,0 +1,164 @@
+"""Flow control decisions, apart from the SQL that applies them (store/concurrency.py):
+what a definition's limits are as data, and the keys a run's limits use.
+
+Concurrency keys are CEL over `input`, `additional_metadata` and `workflow_run_id`,
+evaluated once, when the run is triggered, and stored with it. An expression that is a
+plain member path (`input.user_id`, `additional_metadata.tenant`) or a string literal
+(`'constant'`) is read directly, without cel-python (150-400 µs an evaluation); any
+other expression, and any path whose value is not a string, goes through cel-python,
+so both give the same answer (tests/test_limits_keys.py checks it on generated data).
+
+The strategies, per key of one limit (Hatchet's engine semantics):
+- GROUP_ROUND_ROBIN: the first `max_runs` holders in arrival order run; the others
+  wait, holding no slot, and are admitted one by one, oldest first, as holders end.
+  Keys are independent, so a key with a thousand waiting runs delays another key's run
+  by at most the `max_runs` runs it has admitted.
+- CANCEL_IN_PROGRESS: a new arrival is admitted, and the oldest holders over
+  `max_runs` are cancelled, running ones included.
+- CANCEL_NEWEST: a new arrival is admitted while fewer than `max_runs` hold the key,
+  else it is cancelled.
+A list of limits admits in order: a run waits in the second once the first admitted it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hatchlite.cel import InvalidCELError, check, describe, evaluate_value
+from hatchlite.exceptions import HatchliteError
+from hatchlite.store.records import ConcurrencySpec, WorkflowShape
+from hatchlite.types import ConcurrencyExpression, ConcurrencyLimitStrategy
+
+ENFORCED_STRATEGIES = (
+    ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+    ConcurrencyLimitStrategy.CANCEL_IN_PROGRESS,
+    ConcurrencyLimitStrategy.CANCEL_NEWEST,
+)
+
+
+class LimitKeyError(HatchliteError, ValueError):
+    """A limit's key expression failed on a run's data, or gave something that is not a
+    string: the trigger is refused and nothing is stored."""
+
+
+# -- definitions ------------------------------------------------------------------------
+
+
+def concurrency_specs(
+    limits: Sequence[ConcurrencyExpression], where: str
+) -> tuple[ConcurrencySpec, ...]:
+    """Check a definition's concurrency limits (CEL parses, `max_runs` positive, a
+    strategy hatchlite enforces) and return them as data; raises InvalidCELError or
+    ValueError naming `where`."""
+    specs = []
+    for limit in limits:
+        if not isinstance(limit, ConcurrencyExpression):
+            raise ValueError(f"{where}: concurrency takes ConcurrencyExpression, got {limit!r}")
+        check(limit.expression, f"{where}: concurrency key")
+        if isinstance(limit.max_runs, bool) or not isinstance(limit.max_runs, int):
+            raise ValueError(
+                f"{where}: concurrency max_runs must be an int, got {limit.max_runs!r}"
+            )
+        if limit.max_runs <= 0:
+            raise ValueError(
+                f"{where}: concurrency max_runs must be positive, got {limit.max_runs}"
+            )
+        strategy = ConcurrencyLimitStrategy(limit.limit_strategy)
+        if strategy not in ENFORCED_STRATEGIES:
+            raise ValueError(
+                f"{where}: concurrency strategy {strategy.value} is deprecated in Hatchet and "
+                f"not supported by hatchlite; use GROUP_ROUND_ROBIN, CANCEL_IN_PROGRESS or "
+                f"CANCEL_NEWEST"
+            )
+        specs.append(ConcurrencySpec(limit.expression, limit.max_runs, strategy.value))
+    return tuple(specs)
+
+
+# -- keys at trigger time -------------------------------------------------------------
+
+_PATH = re.compile(r"\s*(input|additional_metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*")
+_LITERAL = re.compile(r"""\s*(?:'([^'\\\n]*)'|"([^"\\\n]*)")\s*""")
+_MISSING = object()
+
+
+def key_value(expression: str, variables: dict[str, Any]) -> Any:
+    """The value of a key expression, or raises LimitKeyError's message as ValueError.
+
+    A member path or a string literal is read directly when it yields a string; all
+    else is evaluated by cel-python."""
+    fast = _fast(expression, variables)
+    if isinstance(fast, str):
+        return fast
+    value, error = evaluate_value(expression, variables)
+    if error is not None:
+        raise ValueError(error)
+    return value
+
+
+def _fast(expression: str, variables: dict[str, Any]) -> Any:
+    literal = _LITERAL.fullmatch(expression)
+    if literal is not None:
+        return literal.group(1) if literal.group(1) is not None else literal.group(2)
+    path = _PATH.fullmatch(expression)
+    if path is None:
+        return _MISSING
+    value: Any = variables.get(path.group(1), _MISSING)
+    for part in path.group(2)[1:].split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def string_key(expression: str, variables: dict[str, Any], what: str) -> str:
+    """A key that must be a string; raises LimitKeyError naming `what` otherwise."""
+    try:
+        value = key_value(expression, variables)
+    except ValueError as exc:
+        raise LimitKeyError(f"{what}: CEL expression {expression!r} failed: {exc}") from None
+    if not isinstance(value, str):
+        raise LimitKeyError(
+            f"{what}: CEL expression {expression!r} gave {describe(value)}, not a string"
+        )
+    return value
+
+
+def concurrency_keys(
+    shape: WorkflowShape, input_json: str, metadata_json: str, run_id: str
+) -> dict[str, list[str]] | None:
+    """The keys of every concurrency limit of a new run of `shape` ("" for the
+    workflow's, else by task name), or None if it has none. Raises LimitKeyError."""
+    if not shape.limited:
+        return None
+    variables = {
+        "input": json.loads(input_json) if input_json else {},
+        "additional_metadata": json.loads(metadata_json) if metadata_json else {},
+        "workflow_run_id": run_id,
+    }
+    keys: dict[str, list[str]] = {}
+    scopes: Iterable[tuple[str, tuple[ConcurrencySpec, ...]]] = [
+        ("", shape.concurrency),
+        *((t.name, t.concurrency) for t in shape.tasks.values()),
+        *([(shape.on_failure.name, shape.on_failure.concurrency)] if shape.on_failure else []),
+    ]
+    for scope, specs in scopes:
+        if specs:
+            what = f"workflow {shape.name!r}" + (f", task {scope!r}" if scope else "")
+            keys[scope] = [
+                string_key(spec.expression, variables, f"{what}: concurrency key") for spec in specs
+            ]
+    return keys
+
+
+__all__ = [
+    "ENFORCED_STRATEGIES",
+    "InvalidCELError",
+    "LimitKeyError",
+    "concurrency_keys",
+    "concurrency_specs",
+    "key_value",
+    "string_key",
+]

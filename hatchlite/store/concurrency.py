@@ -1,0 +1,308 @@
+"""Concurrency limits in SQL: who holds and who waits for each key of each limit, decided
+inside the transactions that queue, finish and cancel task runs (the strategies are
+described in hatchlite/limits.py).
+
+An owner is a workflow run (scope RUN: the workflow's limits, held until the run ends)
+or a task run (scope TASK: held until it ends, across its retries). Its rows, one per
+limit of its list, are LATER until the earlier limits admitted it, then WAITING, then
+HELD. A task run not yet admitted is QUEUED with `available_at = BLOCKED`, which keeps
+it out of the claim's index while its schedule timeout still runs; a run not admitted
+keeps all its queued tasks blocked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from hatchlite.store.records import ConcurrencySpec, WorkflowShape
+
+if TYPE_CHECKING:
+    from hatchlite.store.settle import Settler
+
+BLOCKED = 1e15  # the available_at of a queued task run a limit has not admitted
+RUN, TASK = "RUN", "TASK"
+LATER, WAITING, HELD = "LATER", "WAITING", "HELD"
+
+
+def limit_id(workflow_name: str, task_name: str | None, index: int) -> str:
+    return (
+        f"{workflow_name}#{index}" if task_name is None else f"{workflow_name}:{task_name}#{index}"
+    )
+
+
+class Limits:
+    """Admission for one transaction (owned by its Settler)."""
+
+    def __init__(self, settler: Settler) -> None:
+        self.settler = settler
+        self.conn = settler.conn
+        self._admitted_runs: dict[str, bool] = {}
+        self._keys: dict[str, dict[str, list[str]]] = {}
+
+    # -- entering ---------------------------------------------------------------------
+
+    def enter_run(self, run_id: str, shape: WorkflowShape, keys: list[str]) -> None:
+        """A new (or replayed) run joins its workflow's limits."""
+        self._enter(RUN, run_id, run_id, shape.name, None, shape.concurrency, keys)
+
+    def ready(self, run_id: str, shape: WorkflowShape, name: str, task_id: str) -> None:
+        """Task run `task_id` was just queued: hold it back until its run's and its own
+        limits admit it."""
+        task = shape.task(name)
+        if shape.concurrency and not self.run_admitted(run_id):
+            self._block(task_id)
+            return
+        if task.concurrency and not self._has_rows(TASK, task_id):
+            self._block(task_id)
+            keys = self.run_keys(run_id).get(name, [])
+            self._enter(TASK, task_id, run_id, shape.name, name, task.concurrency, keys)
+
+    def run_admitted(self, run_id: str) -> bool:
+        known = self._admitted_runs.get(run_id)
+        if known is None:
+            rows = self.conn.execute(
+                "SELECT status FROM concurrency_slots WHERE owner_id = ? AND scope = 'RUN'",
+                (run_id,),
+            ).fetchall()
+            known = bool(rows) and all(status == HELD for (status,) in rows)
+            self._admitted_runs[run_id] = known
+        return known
+
+    def _enter(
+        self,
+        scope: str,
+        owner_id: str,
+        run_id: str,
+        workflow_name: str,
+        task_name: str | None,
+        specs: tuple[ConcurrencySpec, ...],
+        keys: list[str],
+    ) -> None:
+        if len(keys) != len(specs):
+            raise LookupError(
+                f"run {run_id} has {len(keys)} concurrency keys for {len(specs)} limits of "
+                f"{workflow_name!r} (its definition changed since it was triggered)"
+            )
+        now = self.settler.now
+        self.conn.executemany(
+            """INSERT INTO concurrency_slots (limit_id, key, scope, owner_id, run_id, stage,
+                   max_runs, strategy, status, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    limit_id(workflow_name, task_name, index),
+                    key,
+                    scope,
+                    owner_id,
+                    run_id,
+                    index,
+                    spec.max_runs,
+                    spec.strategy,
+                    WAITING if index == 0 else LATER,
+                    now,
+                )
+                for index, (spec, key) in enumerate(zip(specs, keys, strict=True))
+            ],
+        )
+        self._advance(scope, owner_id, run_id, -1)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def _advance(self, scope: str, owner_id: str, run_id: str, stage: int) -> None:
+        """The owner holds `stage` (or is new, -1): offer it to its next limit, or, past
+        the last one, let it run."""
+        row = self.conn.execute(
+            """SELECT seq, limit_id, key, max_runs, strategy FROM concurrency_slots
+               WHERE owner_id = ? AND scope = ? AND stage = ?""",
+            (owner_id, scope, stage + 1),
+        ).fetchone()
+        if row is None:
+            self._admit(scope, owner_id, run_id)
+            return
+        seq, lim, key, max_runs, strategy = row
+        self.conn.execute(
+            "UPDATE concurrency_slots SET status = 'WAITING' WHERE seq = ? AND status = 'LATER'",
+            (seq,),
+        )
+        self._offer(seq, lim, key, max_runs, strategy, scope, owner_id, run_id, stage + 1)
+
+    def _offer(
+        self,
+        seq: int,
+        lim: str,
+        key: str,
+        max_runs: int,
+        strategy: str,
+        scope: str,
+        owner_id: str,
+        run_id: str,
+        stage: int,
+    ) -> None:
+        held = self._held(lim, key)
+        if strategy == "CANCEL_NEWEST" and held >= max_runs:
+            self._cancel(
+                scope,
+                owner_id,
+                run_id,
+                f"cancelled by concurrency limit {key!r} (CANCEL_NEWEST, max_runs="
+                f"{max_runs}): older runs hold it",
+            )
+            return
+        if strategy == "GROUP_ROUND_ROBIN" and held >= max_runs:
+            return  # waits its turn
+        self.conn.execute("UPDATE concurrency_slots SET status = 'HELD' WHERE seq = ?", (seq,))
+        if strategy == "CANCEL_IN_PROGRESS" and held + 1 > max_runs:
+            oldest = self.conn.execute(
+                """SELECT scope, owner_id, run_id FROM concurrency_slots
+                   WHERE limit_id = ? AND key = ? AND status = 'HELD' ORDER BY seq LIMIT ?""",
+                (lim, key, held + 1 - max_runs),
+            ).fetchall()
+            for old_scope, old_owner, old_run in oldest:
+                self._cancel(
+                    old_scope,
+                    old_owner,
+                    old_run,
+                    f"cancelled by concurrency limit {key!r} (CANCEL_IN_PROGRESS, max_runs="
+                    f"{max_runs}): a newer run took its place",
+                )
+        self._advance(scope, owner_id, run_id, stage)
+
+    def _held(self, lim: str, key: str) -> int:
+        row = self.conn.execute(
+            """SELECT count(*) FROM concurrency_slots
+               WHERE limit_id = ? AND key = ? AND status = 'HELD'""",
+            (lim, key),
+        ).fetchone()
+        return int(row[0])
+
+    def _admit(self, scope: str, owner_id: str, run_id: str) -> None:
+        """Every limit of the owner holds it: its blocked task runs may be claimed."""
+        if scope == TASK:
+            self._unblock(owner_id)
+            return
+        self._admitted_runs[run_id] = True
+        row = self.conn.execute(
+            "SELECT workflow_name FROM workflow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return
+        shape = self.settler.shapes.get(self.conn, row[0])
+        for task_id, name in self.conn.execute(
+            """SELECT id, task_name FROM task_runs WHERE workflow_run_id = ?
+               AND status = 'QUEUED' AND available_at >= ?""",
+            (run_id, BLOCKED),
+        ).fetchall():
+            if shape.task(name).concurrency:
+                self.ready(run_id, shape, name, task_id)
+            else:
+                self._unblock(task_id)
+
+    def _cancel(self, scope: str, owner_id: str, run_id: str, reason: str) -> None:
+        if scope == RUN:
+            self.settler.cancel_run(run_id, reason)
+        else:
+            self.settler.cancel_task_run(owner_id, reason)
+        self.release(scope, [owner_id])  # at once: a later arrival in this step sees it
+
+    # -- releasing --------------------------------------------------------------------
+
+    def release(self, scope: str, owner_ids: list[str]) -> None:
+        """The owners ended: drop their rows and admit who waits behind them."""
+        freed: dict[tuple[str, str], None] = {}
+        for owner_id in owner_ids:
+            rows = self.conn.execute(
+                """SELECT limit_id, key, status FROM concurrency_slots
+                   WHERE owner_id = ? AND scope = ?""",
+                (owner_id, scope),
+            ).fetchall()
+            if not rows:
+                continue
+            self.conn.execute(
+                "DELETE FROM concurrency_slots WHERE owner_id = ? AND scope = ?",
+                (owner_id, scope),
+            )
+            for lim, key, status in rows:
+                if status == HELD:
+                    freed[(lim, key)] = None
+        for lim, key in freed:
+            self._admit_waiters(lim, key)
+
+    def release_run(self, run_id: str) -> None:
+        """The run ended: release it and every task run of it still in a limit."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT scope, owner_id FROM concurrency_slots WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+        if not rows:
+            return
+        self._admitted_runs.pop(run_id, None)
+        for scope in (TASK, RUN):
+            owners = [owner for s, owner in rows if s == scope]
+            if owners:
+                self.release(scope, owners)
+
+    def release_ended_tasks(self, run_id: str) -> None:
+        """Release the task runs of `run_id` that ended without passing through
+        `after_terminal` one by one (descendants cancelled together)."""
+        owners = [
+            owner
+            for (owner,) in self.conn.execute(
+                """SELECT DISTINCT c.owner_id FROM concurrency_slots c
+                   JOIN task_runs t ON t.id = c.owner_id
+                   WHERE c.run_id = ? AND c.scope = 'TASK'
+                     AND t.status IN ('COMPLETED', 'FAILED', 'CANCELLED')""",
+                (run_id,),
+            )
+        ]
+        if owners:
+            self.release(TASK, owners)
+
+    def _admit_waiters(self, lim: str, key: str) -> None:
+        while True:
+            row = self.conn.execute(
+                """SELECT seq, max_runs, strategy, scope, owner_id, run_id, stage
+                   FROM concurrency_slots WHERE limit_id = ? AND key = ? AND status = 'WAITING'
+                   ORDER BY seq LIMIT 1""",
+                (lim, key),
+            ).fetchone()
+            if row is None:
+                return
+            seq, max_runs, strategy, scope, owner_id, run_id, stage = row
+            if self._held(lim, key) >= max_runs:
+                return
+            self._offer(seq, lim, key, max_runs, strategy, scope, owner_id, run_id, stage)
+
+    # -- task rows --------------------------------------------------------------------
+
+    def _block(self, task_id: str) -> None:
+        self.conn.execute(
+            "UPDATE task_runs SET available_at = ? WHERE id = ? AND status = 'QUEUED'",
+            (BLOCKED, task_id),
+        )
+
+    def _unblock(self, task_id: str) -> None:
+        self.conn.execute(
+            """UPDATE task_runs SET available_at = ?
+               WHERE id = ? AND status = 'QUEUED' AND available_at >= ?""",
+            (self.settler.now, task_id, BLOCKED),
+        )
+
+    def _has_rows(self, scope: str, owner_id: str) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM concurrency_slots WHERE owner_id = ? AND scope = ? LIMIT 1",
+                (owner_id, scope),
+            ).fetchone()
+            is not None
+        )
+
+    def run_keys(self, run_id: str) -> dict[str, list[str]]:
+        keys = self._keys.get(run_id)
+        if keys is None:
+            row = self.conn.execute(
+                "SELECT limit_keys FROM workflow_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            keys = json.loads(row[0]) if row is not None and row[0] else {}
+            self._keys[run_id] = keys
+        return keys
