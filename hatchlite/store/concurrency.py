@@ -5,9 +5,9 @@ described in hatchlite/limits.py).
 An owner is a workflow run (scope RUN: the workflow's limits, held until the run ends)
 or a task run (scope TASK: held until it ends, across its retries). Its rows, one per
 limit of its list, are LATER until the earlier limits admitted it, then WAITING, then
-HELD. A task run not yet admitted is QUEUED with `available_at = BLOCKED`, which keeps
-it out of the claim's index while its schedule timeout still runs; a run not admitted
-keeps all its queued tasks blocked.
+HELD. A task run not yet admitted is QUEUED and `held` (HELD_BY_LIMIT), which keeps it
+out of the claim's index while its schedule timeout still runs; a run not admitted
+keeps all its queued tasks held.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hatchlite.store.records import ConcurrencySpec, WorkflowShape
 if TYPE_CHECKING:
     from hatchlite.store.settle import Settler
 
-BLOCKED = 1e15  # the available_at of a queued task run a limit has not admitted
+HELD_BY_LIMIT = 1  # task_runs.held of a queued task run a limit has not admitted
 RUN, TASK = "RUN", "TASK"
 LATER, WAITING, HELD = "LATER", "WAITING", "HELD"
 
@@ -190,8 +190,8 @@ class Limits:
         shape = self.settler.shapes.get(self.conn, row[0])
         for task_id, name in self.conn.execute(
             """SELECT id, task_name FROM task_runs WHERE workflow_run_id = ?
-               AND status = 'QUEUED' AND available_at >= ?""",
-            (run_id, BLOCKED),
+               AND status = 'QUEUED' AND held = ?""",
+            (run_id, HELD_BY_LIMIT),
         ).fetchall():
             if shape.task(name).concurrency:
                 self.ready(run_id, shape, name, task_id)
@@ -277,15 +277,14 @@ class Limits:
 
     def _block(self, task_id: str) -> None:
         self.conn.execute(
-            "UPDATE task_runs SET available_at = ? WHERE id = ? AND status = 'QUEUED'",
-            (BLOCKED, task_id),
+            "UPDATE task_runs SET held = ? WHERE id = ? AND status = 'QUEUED'",
+            (HELD_BY_LIMIT, task_id),
         )
 
     def _unblock(self, task_id: str) -> None:
         self.conn.execute(
-            """UPDATE task_runs SET available_at = ?
-               WHERE id = ? AND status = 'QUEUED' AND available_at >= ?""",
-            (self.settler.now, task_id, BLOCKED),
+            "UPDATE task_runs SET held = 0 WHERE id = ? AND status = 'QUEUED' AND held = ?",
+            (task_id, HELD_BY_LIMIT),
         )
 
     def _has_rows(self, scope: str, owner_id: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 from hatchlite.exceptions import HatchliteError, RunNotFoundError
 from hatchlite.limits import concurrency_keys
-from hatchlite.store.concurrency import BLOCKED
+from hatchlite.store.concurrency import HELD_BY_LIMIT
 from hatchlite.store.records import (
     ACTIVE,
     TERMINAL,
@@ -96,7 +96,8 @@ def trigger_txn(
                     "QUEUED" if root else "PENDING",
                     len(task.parents),
                     run.priority,
-                    BLOCKED if held_back else now,
+                    now,
+                    HELD_BY_LIMIT if held_back else 0,
                     now + task.schedule_timeout if root else None,
                     now,
                     now if root else None,
@@ -107,8 +108,9 @@ def trigger_txn(
         conn.executemany(_INSERT_RUN, run_rows)
     conn.executemany(
         """INSERT INTO task_runs (id, workflow_run_id, workflow_name, task_name, status,
-               parents_left, priority, available_at, schedule_deadline, created_at, queued_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               parents_left, priority, available_at, held, schedule_deadline, created_at,
+               queued_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         task_rows,
     )
     if gated or limited:
@@ -372,7 +374,7 @@ def replay_txn(
                        parents_skipped = ?, retry_count = retry_count + 1, output = NULL,
                        error = NULL, worker_id = NULL, timeout_at = NULL, started_at = NULL,
                        finished_at = NULL, lost_count = 0, lost_alone = 0, trigger_data = NULL,
-                       available_at = ?, queued_at = NULL, schedule_deadline = NULL
+                       available_at = ?, queued_at = NULL, schedule_deadline = NULL, held = 0
                    WHERE id = ?""",
                 (len(waiting_on), skipped_parents, now, task_id),
             )

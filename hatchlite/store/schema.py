@@ -253,12 +253,16 @@ _V5 = [
 
 # Flow control: concurrency limits, rate limits, idempotency keys, routing to workers.
 _V6 = [
-    # A task run waiting for a concurrency limit to admit it (it or its run) is QUEUED
-    # with available_at at BLOCKED (1e15, far past any real time), out of the claim's
-    # index; schedule timeouts still apply to it.
+    # A queued task run the claim must pass over is `held`: 1 while a concurrency limit
+    # has not admitted it (it or its run), 2 while it waits out a rate limit until its
+    # `available_at` (the scheduler's step puts it back). Either way it is out of the
+    # claim's index; its schedule timeout still runs.
+    """ALTER TABLE task_runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0""",
     """DROP INDEX task_runs_queue""",
     """CREATE INDEX task_runs_queue ON task_runs (workflow_name, priority DESC, seq)
-        WHERE status = 'QUEUED' AND available_at < 1e15""",
+        WHERE status = 'QUEUED' AND held = 0""",
+    """CREATE INDEX task_runs_parked ON task_runs (available_at)
+        WHERE status = 'QUEUED' AND held = 2""",
     # One row per owner (a workflow run, scope RUN, or a task run, scope TASK) and limit,
     # in arrival order: LATER (an earlier limit of its list has not admitted it yet),
     # WAITING or HELD; deleted when the owner ends.

@@ -341,7 +341,7 @@ class Settler:
         now = self.now
         cur = self.conn.execute(
             """UPDATE task_runs SET status = 'QUEUED', queued_at = ?, available_at = ?,
-                   schedule_deadline = ?, trigger_data = ?
+                   schedule_deadline = ?, trigger_data = ?, held = 0
                WHERE id = ? AND status = 'PENDING'""",
             (now, now, now + shape.task(name).schedule_timeout, trigger_data, task_id),
         )

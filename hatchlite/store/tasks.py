@@ -144,13 +144,11 @@ class _Queue:
         if self.after is not None:
             after = "AND (priority < ? OR (priority = ? AND seq > ?))"
             params += [self.after[0], self.after[0], self.after[1]]
-        # `available_at < 1e15` matches the claim index (rows a concurrency limit holds
-        # back are not in it).
         self.rows = self.conn.execute(
             f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
-                       priority, queued_at, lost_count
+                       priority, queued_at, lost_count, rate_limits
                 FROM task_runs
-                WHERE status = 'QUEUED' AND available_at < 1e15 AND workflow_name = ?
+                WHERE status = 'QUEUED' AND held = 0 AND workflow_name = ?
                   AND available_at <= ? {after}
                 ORDER BY priority DESC, seq LIMIT ?""",
             (*params, self.page),
@@ -209,7 +207,7 @@ class _Picker:
         self.done = False
 
     def offer(self, row: tuple[Any, ...], shape: WorkflowShape) -> None:
-        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost = row
+        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost, _ = row
         task = shape.task(task_name)
         if lost:
             if self.req.busy or self.chosen:
