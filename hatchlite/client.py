@@ -25,6 +25,7 @@ from hatchlite.features.events import EventClient
 from hatchlite.features.filters import CELClient, FiltersClient
 from hatchlite.features.logs import LogsClient
 from hatchlite.features.metrics import MetricsClient
+from hatchlite.features.rate_limits import RateLimitsClient
 from hatchlite.features.runs import RunsClient
 from hatchlite.features.workers import WorkersClient
 from hatchlite.features.workflows import WorkflowsClient
@@ -191,6 +192,7 @@ class Hatchet:
         self.event = EventClient(self)
         self.logs = LogsClient(self)
         self.workers = WorkersClient(self)
+        self.rate_limits = RateLimitsClient(self)
         self.workflows = WorkflowsClient(self)
         self.metrics = MetricsClient(self)
         self.filters = FiltersClient(self)

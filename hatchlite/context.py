@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import warnings
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hatchlite.exceptions import PayloadTooLargeError, TaskRunError
@@ -39,6 +40,7 @@ class ExecutionLink(Protocol):
     def refresh_timeout(self, seconds: float) -> None: ...
     def release_slot(self) -> None: ...
     def put_stream(self, data: str) -> None: ...
+    async def pause_rate_limit(self, key: str, until: float) -> float: ...
 
 
 class RunData:
@@ -301,6 +303,20 @@ class Context:
     async def aio_refresh_timeout(self, increment_by: Duration) -> None:
         self.refresh_timeout(increment_by)
 
+    def pause_rate_limit(self, key: str, until: datetime) -> datetime:
+        """Give no units of rate limit `key` until `until` (naive: UTC), to every task
+        that uses it (a pause is never shortened); returns when the pause ends."""
+        from hatchlite.scheduler.runtime import RUNTIME
+
+        return RUNTIME.call(self.aio_pause_rate_limit, key, until)
+
+    async def aio_pause_rate_limit(self, key: str, until: datetime) -> datetime:
+        from hatchlite.features.rate_limits import as_timestamp
+        from hatchlite.scheduler.runtime import RUNTIME
+
+        end = await RUNTIME.acall(self._link.pause_rate_limit, key, as_timestamp(until))
+        return datetime.fromtimestamp(end, UTC)
+
     def release_slot(self) -> None:
         """Free this task's worker slot; the task keeps running."""
         self._link.release_slot()
@@ -367,6 +383,9 @@ class _MockLink:
 
     def put_stream(self, data: str) -> None:
         pass
+
+    async def pause_rate_limit(self, key: str, until: float) -> float:
+        return until
 
 
 def mock_context(

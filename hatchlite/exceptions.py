@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from datetime import timedelta
 from typing import Any
 
 
@@ -59,6 +60,19 @@ class UnenforcedParameterWarning(UserWarning):
 
 class NonRetryableException(Exception):
     """Raise from a task to fail the attempt without retrying."""
+
+
+class RetryAfterException(Exception):
+    """Raise from a task to retry it after `after` (a retry like any other: it counts
+    against the task's `retries`), whatever its backoff."""
+
+    def __init__(self, message: str = "", *, after: timedelta) -> None:
+        super().__init__(message)
+        self.after = after
+
+    @property
+    def after_ms(self) -> int:
+        return int(self.after.total_seconds() * 1000)
 
 
 class IllegalTaskOutputError(Exception):

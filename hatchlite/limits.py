@@ -25,12 +25,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hatchlite.cel import InvalidCELError, check, describe, evaluate_value
 from hatchlite.exceptions import HatchliteError
-from hatchlite.store.records import ConcurrencySpec, WorkflowShape
-from hatchlite.types import ConcurrencyExpression, ConcurrencyLimitStrategy
+from hatchlite.store.records import ConcurrencySpec, RateLimitSpec, WorkflowShape
+from hatchlite.types import (
+    ConcurrencyExpression,
+    ConcurrencyLimitStrategy,
+    RateLimit,
+    RateLimitDuration,
+)
 
 ENFORCED_STRATEGIES = (
     ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
@@ -42,6 +48,22 @@ ENFORCED_STRATEGIES = (
 class LimitKeyError(HatchliteError, ValueError):
     """A limit's key expression failed on a run's data, or gave something that is not a
     string: the trigger is refused and nothing is stored."""
+
+
+class RateLimitError(LimitKeyError):
+    """A task's rate limit cannot be used: an unknown static key, units above the
+    limit, or a CEL key, units or limit that fails on the run's data."""
+
+
+WINDOWS = {
+    RateLimitDuration.SECOND: 1.0,
+    RateLimitDuration.MINUTE: 60.0,
+    RateLimitDuration.HOUR: 3600.0,
+    RateLimitDuration.DAY: 86400.0,
+    RateLimitDuration.WEEK: 7 * 86400.0,
+    RateLimitDuration.MONTH: 30 * 86400.0,
+    RateLimitDuration.YEAR: 365 * 86400.0,
+}
 
 
 # -- definitions ------------------------------------------------------------------------
@@ -74,6 +96,40 @@ def concurrency_specs(
                 f"CANCEL_NEWEST"
             )
         specs.append(ConcurrencySpec(limit.expression, limit.max_runs, strategy.value))
+    return tuple(specs)
+
+
+def rate_limit_specs(limits: Sequence[RateLimit], where: str) -> tuple[RateLimitSpec, ...]:
+    """Check a task's rate limits (CEL parses; static units within a static limit) and
+    return them as data; raises ValueError naming `where`."""
+    specs = []
+    for limit in limits:
+        if not isinstance(limit, RateLimit):
+            raise ValueError(f"{where}: rate_limits takes RateLimit, got {limit!r}")
+        if not limit.static_key and not limit.dynamic_key:
+            raise ValueError(f"{where}: a RateLimit needs a static_key or a dynamic_key")
+        if limit.dynamic_key:
+            check(limit.dynamic_key, f"{where}: rate limit dynamic_key")
+        for name, value in (("units", limit.units), ("limit", limit.limit)):
+            if isinstance(value, str):
+                check(value, f"{where}: rate limit {name}")
+        if isinstance(limit.units, int) and limit.units < 1:
+            raise ValueError(f"{where}: rate limit units must be at least 1, got {limit.units}")
+        fixed = isinstance(limit.units, int) and isinstance(limit.limit, int)
+        if fixed and int(limit.units) > int(limit.limit or 0):
+            raise ValueError(
+                f"{where}: rate limit {limit.static_key or limit.dynamic_key!r} takes "
+                f"{limit.units} units but its limit is {limit.limit}: the task could never run"
+            )
+        specs.append(
+            RateLimitSpec(
+                limit.static_key or None,
+                limit.dynamic_key or None,
+                limit.units,
+                limit.limit,
+                WINDOWS[RateLimitDuration(limit.duration)],
+            )
+        )
     return tuple(specs)
 
 
@@ -133,11 +189,7 @@ def concurrency_keys(
     workflow's, else by task name), or None if it has none. Raises LimitKeyError."""
     if not shape.limited:
         return None
-    variables = {
-        "input": json.loads(input_json) if input_json else {},
-        "additional_metadata": json.loads(metadata_json) if metadata_json else {},
-        "workflow_run_id": run_id,
-    }
+    variables = run_variables(input_json, metadata_json, run_id)
     keys: dict[str, list[str]] = {}
     scopes: Iterable[tuple[str, tuple[ConcurrencySpec, ...]]] = [
         ("", shape.concurrency),
@@ -153,12 +205,91 @@ def concurrency_keys(
     return keys
 
 
+def run_variables(
+    input_json: str, metadata_json: str, run_id: str, parents: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What key expressions see: `input`, `additional_metadata`, `workflow_run_id` (and
+    for rate limits `parents`, the outputs of the task's parents by name)."""
+    variables: dict[str, Any] = {
+        "input": json.loads(input_json) if input_json else {},
+        "additional_metadata": json.loads(metadata_json) if metadata_json else {},
+        "workflow_run_id": run_id,
+    }
+    if parents is not None:
+        variables["parents"] = parents
+    return variables
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitUse:
+    """One rate limit a queued task run takes units of: its rendered key and units,
+    and for a dynamic key the limit and window it declares."""
+
+    key: str
+    units: int
+    limit: int | None  # None: a static key (its limit is what `rate_limits.put` set)
+    window: float
+
+
+def rate_limit_uses(
+    specs: tuple[RateLimitSpec, ...], variables: dict[str, Any], what: str
+) -> list[RateLimitUse]:
+    """Render a task's rate limits for one run; raises RateLimitError."""
+    uses = []
+    for spec in specs:
+        if spec.static_key is not None:
+            key = spec.static_key
+        else:
+            key = _rendered(str(spec.dynamic_key), variables, f"{what}: rate limit dynamic_key")
+            if not isinstance(key, str):
+                raise RateLimitError(
+                    f"{what}: rate limit dynamic_key {spec.dynamic_key!r} gave "
+                    f"{describe(key)}, not a string"
+                )
+        units = _int(spec.units, variables, f"{what}: rate limit {key!r} units")
+        limit = (
+            None
+            if spec.static_key is not None
+            else _int(spec.limit, variables, f"{what}: rate limit {key!r} limit")
+        )
+        if units < 1:
+            raise RateLimitError(
+                f"{what}: rate limit {key!r} units must be at least 1, got {units}"
+            )
+        if limit is not None and units > limit:
+            raise RateLimitError(
+                f"{what}: rate limit {key!r} takes {units} units but its limit is {limit}: "
+                f"the task could never run"
+            )
+        uses.append(RateLimitUse(key, units, limit, spec.window))
+    return uses
+
+
+def _rendered(expression: str, variables: dict[str, Any], what: str) -> Any:
+    try:
+        return key_value(expression, variables)
+    except ValueError as exc:
+        raise RateLimitError(f"{what}: CEL expression {expression!r} failed: {exc}") from None
+
+
+def _int(value: str | int | None, variables: dict[str, Any], what: str) -> int:
+    if isinstance(value, str):
+        value = _rendered(value, variables, what)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise RateLimitError(f"{what} must be an integer, got {describe(value)}")
+    return int(value)
+
+
 __all__ = [
     "ENFORCED_STRATEGIES",
     "InvalidCELError",
     "LimitKeyError",
+    "RateLimitError",
+    "RateLimitUse",
     "concurrency_keys",
     "concurrency_specs",
     "key_value",
+    "rate_limit_specs",
+    "rate_limit_uses",
     "string_key",
 ]

@@ -602,3 +602,34 @@ class CELEvaluationResult(BaseModel):
     """What `hatchet.cel.debug` returns."""
 
     result: CELSuccess | CELFailure
+
+
+# Rate limits
+
+
+class RateLimitOrderByField(str, Enum):
+    KEY = "key"
+    VALUE = "value"
+    LIMITVALUE = "limitValue"
+
+
+class RateLimitOrderByDirection(str, Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class RateLimit(_RestModel):
+    """A stored rate limit (REST model; the task-side `RateLimit` is hatchlite.RateLimit):
+    `value` units are left of `limit_value` in the window that began at `last_refill`."""
+
+    key: str
+    tenant_id: str
+    limit_value: int
+    value: int
+    window: str
+    last_refill: datetime
+
+
+class RateLimitList(_RestModel):
+    pagination: PaginationResponse | None = None
+    rows: list[RateLimit] | None = None

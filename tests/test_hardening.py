@@ -27,16 +27,13 @@ import pytest
 
 from hatchlite import (
     ClientConfig,
-    ConcurrencyExpression,
-    ConcurrencyLimitStrategy,
     Context,
-    DesiredWorkerLabel,
     DurableContext,
     EmptyModel,
+    EvictionPolicy,
     FailedTaskRunExceptionGroup,
     Hatchet,
     InvalidDefinitionError,
-    RateLimit,
     UserEventCondition,
     V1TaskStatus,
 )
@@ -395,32 +392,21 @@ async def test_a_run_no_worker_serves_is_logged_once_and_marked(
 
 
 def test_unenforced_parameters_warn_once_per_workflow_and_parameter(hatchet: Hatchet) -> None:
+    policy = EvictionPolicy(ttl=timedelta(minutes=1))
     with pytest.warns(UnenforcedParameterWarning) as caught:
-        wf = hatchet.workflow(
-            name="limited",
-            concurrency=ConcurrencyExpression(
-                expression="input.user",
-                max_runs=1,
-                limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
-            ),
-            on_crons=["0 * * * *"],
-        )
+        wf = hatchet.workflow(name="limited", on_crons=["0 * * * *"])
 
-        @wf.task(rate_limits=[RateLimit(static_key="api", units=1)])
-        def first(input: EmptyModel, ctx: Context) -> None:
+        @wf.durable_task(eviction_policy=policy)
+        async def first(input: EmptyModel, ctx: Context) -> None:
             pass
 
-        @wf.task(
-            rate_limits=[RateLimit(static_key="api", units=1)],
-            desired_worker_labels={"gpu": DesiredWorkerLabel(value="yes")},
-        )
-        def second(input: EmptyModel, ctx: Context) -> None:
+        @wf.durable_task(eviction_policy=policy)
+        async def second(input: EmptyModel, ctx: Context) -> None:
             pass
 
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 3, messages
-    assert "`on_crons`" in messages[0] and "concurrency" not in messages[0]
-    assert "`rate_limits`" in messages[1] and "`desired_worker_labels`" in messages[2]
+    assert len(messages) == 2, messages
+    assert "`on_crons`" in messages[0] and "`eviction_policy`" in messages[1]
     assert all(w.filename == __file__ for w in caught)  # attributed to the user's line
 
 

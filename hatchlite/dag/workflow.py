@@ -50,7 +50,7 @@ from hatchlite.dag.task import (
     check_signature,
     normalize_concurrency,
 )
-from hatchlite.limits import concurrency_specs
+from hatchlite.limits import concurrency_specs, rate_limit_specs
 
 R2 = TypeVar("R2")
 _CREATED = itertools.count()
@@ -356,7 +356,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             *(
                 param
                 for param, value in (
-                    ("rate_limits", rate_limits),
                     ("desired_worker_labels", desired_worker_labels),
                     ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
                 )
@@ -376,6 +375,11 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             raise InvalidDefinitionError(f"{where}: {exc}") from exc
         if sched_td.total_seconds() <= 0 or exec_td.total_seconds() <= 0:
             raise InvalidDefinitionError(f"{where}: timeouts must be positive durations")
+
+        try:
+            rate_limit_specs(list(rate_limits or []), where)
+        except ValueError as exc:
+            raise InvalidDefinitionError(str(exc)) from exc
 
         labels: dict[str, DesiredWorkerLabel] = {}
         if isinstance(desired_worker_labels, dict):
@@ -457,6 +461,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 is_durable=t.is_durable,
                 conditions=condition_defs(t, self.config_namespace()),
                 concurrency=concurrency_specs(t.concurrency, f"task {name!r}"),
+                rate_limits=rate_limit_specs(t.rate_limits, f"task {name!r}"),
             )
 
         shapes = {name: task_shape(name) for name in order}

@@ -18,6 +18,7 @@ from hatchlite.exceptions import (
     NonDeterminismError,
     NonRetryableException,
     PayloadTooLargeError,
+    RetryAfterException,
     TaskCancelledError,
     TaskRunError,
 )
@@ -110,6 +111,14 @@ class Execution:
 
     def put_stream(self, data: str) -> None:
         self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
+
+    async def pause_rate_limit(self, key: str, until: float) -> float:
+        from hatchlite.features.rate_limits import RateLimitNotFoundError
+
+        end = await self.engine.store.rate_limit_pause(key, until)
+        if end is None:
+            raise RateLimitNotFoundError(f"no rate limit with key {key!r}")
+        return end
 
     # -- the attempt -------------------------------------------------------------
 
@@ -261,14 +270,25 @@ class Execution:
                 else " (a BaseException: it fails the attempt "
                 "like an exception; it does not stop the process)",
             )
-        return self._with_retry(TaskRunError.from_exception(exc, self.task_id), retryable=retryable)
+        delay = exc.after.total_seconds() if isinstance(exc, RetryAfterException) else None
+        return self._with_retry(
+            TaskRunError.from_exception(exc, self.task_id), retryable=retryable, delay=delay
+        )
 
     def _with_retry(
-        self, error: TaskRunError, *, retryable: bool, attempt_status: str = "FAILED"
+        self,
+        error: TaskRunError,
+        *,
+        retryable: bool,
+        attempt_status: str = "FAILED",
+        delay: float | None = None,
     ) -> Outcome:
+        """A failed attempt, retried (after `delay` seconds, else the task's backoff)
+        while it has attempts left."""
         next_retry = self.retry_count + 1
         if retryable and next_retry < self.task.max_attempts:
-            retry_at = self.engine.clock.time() + self.task.backoff_seconds(next_retry)
+            wait = self.task.backoff_seconds(next_retry) if delay is None else max(0.0, delay)
+            retry_at = self.engine.clock.time() + wait
             return self._outcome(
                 "FAILED",
                 error_json=error.to_json(),

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from hatchlite.store import durable as _durable
 from hatchlite.store import events as _events
 from hatchlite.store import gates as _gates
+from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
 from hatchlite.store import settle as _settle
@@ -361,6 +362,8 @@ class Store:
             _tasks.insert_logs(conn, logs)
             _streams.insert_chunks(conn, chunks)
             claimed: list[ClaimedTask] = []
+            if claims or maintenance:
+                _rate_limits.unpark_txn(conn, now)  # waits for a rate limit that are over
             for request in claims:
                 claimed.extend(_tasks.claim_txn(conn, request, self.shapes, now, paused, wall))
             finished = settler.finished_runs
@@ -476,6 +479,19 @@ class Store:
         if gated:
             _gates.settle_gates_txn(settler, gated)
         return _durable.settle_waits_txn(settler.conn, nodes, settler.now)
+
+    # -- rate limits -------------------------------------------------------------
+
+    async def rate_limit_put(self, key: str, limit: int, window: float, now: float) -> None:
+        await self.db.run(lambda conn: _rate_limits.put_txn(conn, key, limit, window, now))
+
+    async def rate_limit_pause(self, key: str, until: float) -> float | None:
+        return await self.db.run(lambda conn: _rate_limits.pause_txn(conn, key, until))
+
+    async def rate_limits(
+        self, search: str | None, order_by: str, descending: bool, offset: int, limit: int | None
+    ) -> tuple[list[_rate_limits.RateLimitRecord], int]:
+        return await self._read(_rate_limits.list_txn, search, order_by, descending, offset, limit)
 
     # -- workers -------------------------------------------------------------------
 

@@ -89,6 +89,12 @@ class TaskShape:
     rate_limits: tuple[RateLimitSpec, ...] = ()
     labels: tuple[LabelSpec, ...] = ()
 
+    @property
+    def admits(self) -> bool:
+        """Whether queueing it takes more than a status change (rate limits to render,
+        concurrency limits to hold it for)."""
+        return bool(self.concurrency or self.rate_limits)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkflowShape:
@@ -108,6 +114,11 @@ class WorkflowShape:
     concurrency: tuple[ConcurrencySpec, ...] = ()  # workflow-level: held by whole runs
     idempotency: IdempotencySpec | None = None
     sticky: str | None = None  # SOFT or HARD
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether any of its tasks takes rate-limit units."""
+        return any(t.rate_limits for t in (*self.tasks.values(), self.on_failure) if t is not None)
 
     @property
     def limited(self) -> bool:

@@ -79,7 +79,7 @@ def trigger_txn(
                 continue
         else:
             run_rows.append(row)
-        if shape.limited:
+        if shape.limited or shape.rate_limited:
             limited.append((run, shape))
         for task in shape.tasks.values():
             if not task.parents and task.conditions:
@@ -117,7 +117,18 @@ def trigger_txn(
         own = settler is None
         gate = settler or Settler(conn, shapes, now)
         for run, shape in limited:
-            _enter_limits(gate, run, shape)
+            for task in shape.tasks.values():
+                if task.rate_limits and not task.parents and not task.conditions:
+                    # Raises for a key that cannot be used: the trigger stores nothing.
+                    gate.render_rate_limits(
+                        run.run_id,
+                        shape,
+                        task.name,
+                        run.task_ids[task.name],
+                        (run.input_json, run.metadata_json),
+                    )
+            if shape.limited:
+                _enter_limits(gate, run, shape)
         for run_id, shape, name, task_id in gated:
             gate.parents_done(run_id, shape, name, task_id, 0)
         if own:

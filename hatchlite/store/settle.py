@@ -11,7 +11,10 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+from hatchlite.limits import RateLimitError, rate_limit_uses, run_variables
+from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.concurrency import Limits
 from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
 from hatchlite.store.shapes import ShapeCache
@@ -275,8 +278,8 @@ class Settler:
                     self.now,
                 ),
             )
-            if cur.rowcount and (on_failure.concurrency or shape.concurrency):
-                self.limits.ready(run_id, shape, on_failure.name, on_failure_id)
+            if cur.rowcount:
+                self.admit(run_id, shape, on_failure.name, on_failure_id)
 
     def _release_children(
         self, run_id: str, shape: WorkflowShape, children: tuple[str, ...], skipped: bool
@@ -345,8 +348,71 @@ class Settler:
                WHERE id = ? AND status = 'PENDING'""",
             (now, now, now + shape.task(name).schedule_timeout, trigger_data, task_id),
         )
-        if cur.rowcount and shape.limited:
+        if cur.rowcount:
+            self.admit(run_id, shape, name, task_id)
+
+    def admit(self, run_id: str, shape: WorkflowShape, name: str, task_id: str) -> None:
+        """A task run was just queued (not at its run's creation): render its rate limits
+        (one that cannot be rendered fails it) and hold it for its concurrency limits."""
+        if shape.task(name).rate_limits:
+            try:
+                self.render_rate_limits(run_id, shape, name, task_id)
+            except RateLimitError as exc:
+                self.fail_orphan(task_id, run_id, shape.name, 0, str(exc), was="QUEUED")
+                return
+        if shape.limited:
             self.limits.ready(run_id, shape, name, task_id)
+
+    def render_rate_limits(
+        self,
+        run_id: str,
+        shape: WorkflowShape,
+        name: str,
+        task_id: str,
+        run_data: tuple[str, str] | None = None,
+    ) -> None:
+        """Store the rate limits task run `task_id` takes when claimed (its keys and
+        units for this run; `run_data`: the run's input and metadata JSON, else read).
+        Raises RateLimitError: an unknown static key, units over the limit, a CEL
+        expression that fails."""
+        task = shape.task(name)
+        conn = self.conn
+        if run_data is None:
+            row = conn.execute(
+                "SELECT input, additional_metadata FROM workflow_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            run_data = (str(row[0]), str(row[1]))
+        parents: dict[str, Any] = {}
+        if task.parents:
+            for parent, output in conn.execute(
+                f"""SELECT task_name, output FROM task_runs WHERE workflow_run_id = ?
+                    AND task_name IN ({marks(len(task.parents))})""",
+                (run_id, *task.parents),
+            ):
+                parents[parent] = json.loads(output) if output else {}
+        what = f"workflow {shape.name!r}, task {name!r}"
+        uses = rate_limit_uses(
+            task.rate_limits, run_variables(run_data[0], run_data[1], run_id, parents), what
+        )
+        for use in uses:
+            if use.limit is None:
+                limit = _rate_limits.limit_of(conn, use.key)
+                if limit is None:
+                    raise RateLimitError(
+                        f"{what}: static rate limit {use.key!r} does not exist; create it with "
+                        f"hatchet.rate_limits.put({use.key!r}, limit, duration)"
+                    )
+                if use.units > limit:
+                    raise RateLimitError(
+                        f"{what}: rate limit {use.key!r} takes {use.units} units but its "
+                        f"limit is {limit}: the task could never run"
+                    )
+            else:
+                _rate_limits.upsert_dynamic_txn(conn, use.key, use.limit, use.window, self.now)
+        conn.execute(
+            "UPDATE task_runs SET rate_limits = ? WHERE id = ?",
+            (json.dumps([[use.key, use.units] for use in uses]), task_id),
+        )
 
     def skip(self, run_id: str, workflow_name: str, name: str, task_id: str, why: str) -> None:
         """Complete a PENDING task as skipped (output `{"skipped": true}`): its children

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Container, Iterable
 from typing import Any
 
+from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.records import (
     ClaimedTask,
     ClaimRequest,
@@ -67,7 +68,7 @@ def claim_txn(
     workflows = [name for name in req.workflows if name not in paused]
     if limit <= 0 or not workflows:
         return []
-    picker = _Picker(req, now)
+    picker = _Picker(conn, req, now)
     elsewhere = _Elsewhere(conn, wall)
     page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
     queues = [_Queue(conn, name, now, page) for name in workflows]
@@ -196,7 +197,8 @@ class _Elsewhere:
 class _Picker:
     """The claims of one worker in one step, within its free slots."""
 
-    def __init__(self, req: ClaimRequest, now: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, req: ClaimRequest, now: float) -> None:
+        self.conn = conn
         self.req = req
         self.now = now
         self.free = req.free_slots
@@ -207,20 +209,35 @@ class _Picker:
         self.done = False
 
     def offer(self, row: tuple[Any, ...], shape: WorkflowShape) -> None:
-        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost, _ = row
+        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost, rl = row
         task = shape.task(task_name)
-        if lost:
-            if self.req.busy or self.chosen:
-                self.done = True  # it runs alone: take nothing more until this worker drains
-                return
-            self.done = True  # it is all this worker takes now
+        if lost and (self.req.busy or self.chosen):
+            self.done = True  # it runs alone: take nothing more until this worker drains
+            return
         if task.is_durable:
             if self.free_durable < 1:
                 return
+        elif self.free < task.slot_cost:
+            return
+        if rl is not None:
+            uses = _rate_limits.uses_of(rl)
+            retry_at = _rate_limits.take_txn(self.conn, uses, self.now)
+            if retry_at is not None:
+                _rate_limits.park_txn(
+                    self.conn,
+                    task_id,
+                    run_id,
+                    retry_count,
+                    retry_at,
+                    self.now,
+                    [k for k, _ in uses],
+                )
+                return
+        if lost:
+            self.done = True  # it is all this worker takes now
+        if task.is_durable:
             self.free_durable -= 1
         else:
-            if self.free < task.slot_cost:
-                return
             self.free -= task.slot_cost
         timeout_at = self.now + task.execution_timeout if task.execution_timeout else None
         self.updates.append((self.req.worker_id, self.now, timeout_at, seq))
