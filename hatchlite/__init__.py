@@ -17,6 +17,7 @@ from hatchlite.context import Context
 from hatchlite.dag import Task, WorkflowConfig
 from hatchlite.durable import DurableContext, SleepResult
 from hatchlite.exceptions import (
+    BulkTriggerIdempotencyCollisionError,
     DedupeViolationError,
     FailedTaskRunExceptionGroup,
     HatchliteError,
@@ -60,9 +61,11 @@ from hatchlite.types import (
     RateLimitDuration,
     RunStatus,
     ScheduleTriggerWorkflowOptions,
+    StatusBasedIdempotencyConfig,
     StickyStrategy,
     TaskDefaults,
     TriggerWorkflowOptions,
+    TTLBasedIdempotencyConfig,
     V1TaskStatus,
     WorkerLabel,
     WorkerLabelComparator,
@@ -75,6 +78,7 @@ __all__ = [
     "BulkCancelReplayOpts",
     "BulkPushEventOptions",
     "BulkPushEventWithMetadata",
+    "BulkTriggerIdempotencyCollisionError",
     "ClientConfig",
     "Clock",
     "ConcurrencyExpression",
@@ -114,7 +118,9 @@ __all__ = [
     "SleepCondition",
     "SleepResult",
     "Standalone",
+    "StatusBasedIdempotencyConfig",
     "StickyStrategy",
+    "TTLBasedIdempotencyConfig",
     "Task",
     "TaskDefaults",
     "TaskRunDetail",

@@ -182,11 +182,27 @@ class FailedTaskRunExceptionGroup(ValueError):
 
 
 class IdempotencyCollisionError(Exception):
-    """A trigger hit an idempotency key that is still held."""
+    """A trigger hit an idempotency key that is still held: nothing was created."""
 
     def __init__(self, message: str, existing_run_external_id: str) -> None:
         super().__init__(message)
         self.existing_run_external_id = existing_run_external_id
+
+
+class BulkTriggerIdempotencyCollisionError(Exception):
+    """Some runs of a bulk trigger hit held idempotency keys: the others were created
+    (`successful_workflow_run_external_ids`, in order), the colliding ones were not
+    (`collisions`: one IdempotencyCollisionError each, in order)."""
+
+    def __init__(
+        self,
+        message: str,
+        successful_workflow_run_external_ids: list[str],
+        collisions: list[IdempotencyCollisionError],
+    ) -> None:
+        super().__init__(message)
+        self.successful_workflow_run_external_ids = successful_workflow_run_external_ids
+        self.collisions = collisions
 
 
 class TaskCancelledError(BaseException):

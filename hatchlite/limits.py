@@ -30,12 +30,20 @@ from typing import Any
 
 from hatchlite.cel import InvalidCELError, check, describe, evaluate_value
 from hatchlite.exceptions import HatchliteError
-from hatchlite.store.records import ConcurrencySpec, RateLimitSpec, WorkflowShape
+from hatchlite.store.records import (
+    ConcurrencySpec,
+    IdempotencySpec,
+    NewRun,
+    RateLimitSpec,
+    WorkflowShape,
+)
 from hatchlite.types import (
     ConcurrencyExpression,
     ConcurrencyLimitStrategy,
     RateLimit,
     RateLimitDuration,
+    StatusBasedIdempotencyConfig,
+    TTLBasedIdempotencyConfig,
 )
 
 ENFORCED_STRATEGIES = (
@@ -182,6 +190,41 @@ def string_key(expression: str, variables: dict[str, Any], what: str) -> str:
     return value
 
 
+def idempotency_spec(config: Any, where: str) -> IdempotencySpec | None:
+    """A workflow's `idempotency=` as data; raises ValueError naming `where`."""
+    if config is None:
+        return None
+    if isinstance(config, TTLBasedIdempotencyConfig):
+        ttl, until_done = config.ttl, False
+    elif isinstance(config, StatusBasedIdempotencyConfig):
+        ttl, until_done = config.fallback_ttl, True
+    else:
+        raise ValueError(
+            f"{where}: idempotency takes TTLBasedIdempotencyConfig or "
+            f"StatusBasedIdempotencyConfig, got {config!r}"
+        )
+    check(config.key_expression, f"{where}: idempotency key_expression")
+    if ttl.total_seconds() <= 0:
+        raise ValueError(f"{where}: the idempotency ttl must be positive, got {ttl}")
+    return IdempotencySpec(config.key_expression, ttl.total_seconds(), until_done)
+
+
+def key_run(shape: WorkflowShape, run: NewRun) -> None:
+    """Evaluate a new run's keys (concurrency, idempotency) from its input and
+    metadata, once; raises LimitKeyError for a key that fails or is not a string."""
+    if run.keyed:
+        return
+    run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run.run_id)
+    if shape.idempotency is not None:
+        variables = run_variables(run.input_json, run.metadata_json, run.run_id)
+        run.idempotency_key = string_key(
+            shape.idempotency.key_expression,
+            variables,
+            f"workflow {shape.name!r}: idempotency key_expression",
+        )
+    run.keyed = True
+
+
 def concurrency_keys(
     shape: WorkflowShape, input_json: str, metadata_json: str, run_id: str
 ) -> dict[str, list[str]] | None:
@@ -288,6 +331,8 @@ __all__ = [
     "RateLimitUse",
     "concurrency_keys",
     "concurrency_specs",
+    "idempotency_spec",
+    "key_run",
     "key_value",
     "rate_limit_specs",
     "rate_limit_uses",

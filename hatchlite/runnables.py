@@ -26,9 +26,14 @@ from hatchlite.dag import (
     check_priority,
 )
 from hatchlite.dag.site import Site, definition_site, warn_user
-from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
+from hatchlite.exceptions import (
+    BulkTriggerIdempotencyCollisionError,
+    IdempotencyCollisionError,
+    PayloadTooLargeError,
+    UnenforcedParameterWarning,
+)
 from hatchlite.features.workflows import PausedBehavior
-from hatchlite.limits import concurrency_keys
+from hatchlite.limits import key_run
 from hatchlite.models import V1Filter, V1TaskSummary
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
@@ -202,7 +207,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         )
 
     async def _trigger(
-        self, items: list[_Item], parent: Context | None, wait: bool
+        self, items: list[_Item], parent: Context | None, wait: bool, bulk: bool = False
     ) -> list[str] | list[RunResult]:
         """Create runs; return their ids, or (wait=True) their results once they end."""
         from hatchlite.durable import DurableContext
@@ -212,17 +217,19 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             # A durable parent records the spawn, so a replay does not spawn again, and
             # waits for the children without holding its slot.
             indexed = sum(1 for item in items if item.child_index is None)
-            ids = await parent.spawn(self.name, lambda: self._create(items, parent), indexed)
+            ids = await parent.spawn(
+                self.name, lambda: self._create(items, parent, bulk=bulk), indexed
+            )
             if not wait:
                 return ids
             return await parent._suspended(engine.wait_existing(ids))
         if not wait:
-            return await self._create(items, parent)
+            return await self._create(items, parent, bulk=bulk)
         run_ids = [str(uuid.uuid4()) for _ in items]
         await engine.ensure_started()
         futures = [engine.watch(run_id) for run_id in run_ids]
         try:
-            ids = await self._create(items, parent, run_ids)
+            ids = await self._create(items, parent, run_ids, bulk=bulk)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -236,10 +243,19 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         return await engine.wait_existing(ids)
 
     async def _create(
-        self, items: list[_Item], parent: Context | None, run_ids: list[str] | None = None
+        self,
+        items: list[_Item],
+        parent: Context | None,
+        run_ids: list[str] | None = None,
+        *,
+        bulk: bool = False,
     ) -> list[str]:
         """Insert the runs (one transaction); returns their ids — for a child that
-        exists already (same parent task and key or index), the existing run's id."""
+        exists already (same parent task and key or index), the existing run's id.
+
+        A run whose idempotency key is held is not created: a single trigger raises
+        IdempotencyCollisionError; a bulk one (`bulk`) creates the others and then
+        raises BulkTriggerIdempotencyCollisionError."""
         client = self._client
         engine = client._engine
         engine.defined.check_current(self)
@@ -275,9 +291,28 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 )
             run.metadata_json = json.dumps(meta)
             # Evaluated here, on the caller's side: a key that fails refuses the trigger.
-            run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run_id)
+            key_run(shape, run)
             runs.append(run)
         triggered = await engine.trigger([self], runs)
+        collisions = [
+            IdempotencyCollisionError(
+                f"workflow {self.name!r}: idempotency key {run.idempotency_key!r} is held by "
+                f"run {t.run_id}; no run was created",
+                existing_run_external_id=t.run_id,
+            )
+            for run, t in zip(runs, triggered, strict=True)
+            if t.collided
+        ]
+        if collisions and not bulk:
+            raise collisions[0]
+        if collisions:
+            created = [t.run_id for t in triggered if not t.collided]
+            raise BulkTriggerIdempotencyCollisionError(
+                f"workflow {self.name!r}: {len(collisions)} of {len(runs)} runs hit held "
+                f"idempotency keys and were not created; {len(created)} were",
+                successful_workflow_run_external_ids=created,
+                collisions=collisions,
+            )
         return [t.run_id for t in triggered]
 
     # -- the workflow as a stored row: id, runs, pause ------------------------------------
@@ -591,7 +626,7 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
         `return_exceptions=True` puts each failure's exception in its place."""
         items = [self._item_from_config(c) for c in workflows]
         parent = current_context.get()
-        out = self._call(self._trigger, items, parent, wait_for_result)
+        out = self._call(self._trigger, items, parent, wait_for_result, True)
         if not wait_for_result:
             return [self._ref(run_id) for run_id in out]
         durable = _durable(parent)
@@ -605,7 +640,7 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
     ) -> list[Any]:
         items = [self._item_from_config(c) for c in workflows]
         parent = current_context.get()
-        out = await self._acall(self._trigger, items, parent, wait_for_result)
+        out = await self._acall(self._trigger, items, parent, wait_for_result, True)
         if not wait_for_result:
             return [self._ref(run_id) for run_id in out]
         durable = _durable(parent)

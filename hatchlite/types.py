@@ -189,6 +189,22 @@ class ScheduleTriggerWorkflowOptions(BaseModel):
     priority: int | None = None
 
 
+class TTLBasedIdempotencyConfig(BaseModel):
+    """One run per value of `key_expression` (CEL over `input` and
+    `additional_metadata`) for `ttl` after it was triggered."""
+
+    key_expression: str
+    ttl: timedelta
+
+
+class StatusBasedIdempotencyConfig(BaseModel):
+    """One run per value of `key_expression` until that run ends (completed, cancelled
+    or finally failed), for at most `fallback_ttl`."""
+
+    key_expression: str
+    fallback_ttl: timedelta
+
+
 class WorkflowRunTriggerConfig(BaseModel):
     """One item of `run_many`, made by `create_bulk_run_item`."""
 

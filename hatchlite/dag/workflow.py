@@ -50,7 +50,7 @@ from hatchlite.dag.task import (
     check_signature,
     normalize_concurrency,
 )
-from hatchlite.limits import concurrency_specs, rate_limit_specs
+from hatchlite.limits import concurrency_specs, idempotency_spec, rate_limit_specs
 
 R2 = TypeVar("R2")
 _CREATED = itertools.count()
@@ -106,13 +106,16 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 param
                 for param, value in (
                     ("on_crons", config.on_crons),
-                    ("idempotency", config.idempotency),
                     ("sticky", config.sticky),
                 )
                 if value
             )
         )
         _check_triggers(config)
+        try:
+            idempotency_spec(config.idempotency, f"workflow {config.name!r}")
+        except ValueError as exc:
+            raise InvalidDefinitionError(str(exc)) from exc
         validator = config.input_validator or EmptyModel
         self.input_validator_type: Any = validator
         try:
@@ -480,6 +483,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             default_priority=int(config.default_priority),
             default_metadata_json=json.dumps(config.default_additional_metadata),
             concurrency=concurrency_specs(config.concurrency, f"workflow {self.name!r}"),
+            idempotency=idempotency_spec(config.idempotency, f"workflow {self.name!r}"),
         )
         return self._shape
 

@@ -25,10 +25,11 @@ from hatchlite.dag.registry import Definitions
 from hatchlite.exceptions import (
     DatabaseError,
     EngineClosedError,
+    IdempotencyCollisionError,
     PayloadTooLargeError,
     RunNotFoundError,
 )
-from hatchlite.limits import concurrency_keys
+from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
@@ -414,8 +415,15 @@ class Engine:
             check_priority(priority, workflow_name) or shape.default_priority,
             task_ids,
         )
-        run.limit_keys = concurrency_keys(shape, input_json, meta_json, run_id)
-        return (await self.trigger([], [run]))[0].run_id
+        key_run(shape, run)
+        result = (await self.trigger([], [run]))[0]
+        if result.collided:
+            raise IdempotencyCollisionError(
+                f"workflow {workflow_name!r}: idempotency key {run.idempotency_key!r} is held "
+                f"by run {result.run_id}; no run was created",
+                existing_run_external_id=result.run_id,
+            )
+        return result.run_id
 
     def cancel_soon(self, ids: list[str]) -> None:
         assert self.loop is not None

@@ -455,9 +455,12 @@ class Store:
                 result.satisfied.update(self._meet(settler, met))
                 runs = _triggers.runs_for_event_txn(conn, self.shapes, stored, self.listeners)
                 if runs:
-                    results.extend(_runs.trigger_txn(conn, runs, self.shapes, now, settler))
-                    started.extend(runs)
-                    result.triggered[stored.id] = [(r.run_id, r.filter_id) for r in runs]
+                    made = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+                    # A run whose idempotency key is held is skipped, silently.
+                    kept = [(r, t) for r, t in zip(runs, made, strict=True) if not t.collided]
+                    results.extend(t for _, t in kept)
+                    started.extend(r for r, _ in kept)
+                    result.triggered[stored.id] = [(r.run_id, r.filter_id) for r, _ in kept]
             settler.close()
             result.finished_runs = settler.finished_runs
             result.cancelled_running = settler.cancelled_running

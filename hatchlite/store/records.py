@@ -158,6 +158,8 @@ class NewRun:
     # Concurrency keys evaluated at trigger time: "" for the workflow's limits, else by
     # task name; one key per limit, in the definition's order.
     limit_keys: dict[str, list[str]] | None = None
+    idempotency_key: str | None = None
+    keyed: bool = False  # the keys above were evaluated (hatchlite.limits.key_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ class TriggerResult:
     run_id: str
     existed: bool
     status: str
+    # Not created: the run holding its idempotency key (then `run_id` is that run's).
+    collided: bool = False
 
 
 @dataclass(slots=True)

@@ -47,13 +47,20 @@ def purge_runs_txn(conn: sqlite3.Connection, cutoff: float, statuses: list[str],
 
 
 def purge_events_txn(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
-    """Delete up to `limit` pushed events stored before `cutoff`."""
+    """Delete up to `limit` pushed events stored before `cutoff`, and idempotency keys
+    that expired before it (they no longer hold anything)."""
     cur = conn.execute(
         """DELETE FROM events WHERE seq IN (
                SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT ?)""",
         (cutoff, limit),
     )
-    return cur.rowcount
+    deleted = cur.rowcount
+    cur = conn.execute(
+        """DELETE FROM idempotency_keys WHERE (workflow_name, key) IN (
+               SELECT workflow_name, key FROM idempotency_keys WHERE expires_at < ? LIMIT ?)""",
+        (cutoff, limit),
+    )
+    return deleted + cur.rowcount
 
 
 def incremental_vacuum_txn(conn: sqlite3.Connection, pages: int) -> int:

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Collection
 
 from hatchlite.exceptions import HatchliteError, RunNotFoundError
-from hatchlite.limits import concurrency_keys
+from hatchlite.limits import key_run
 from hatchlite.store.concurrency import HELD_BY_LIMIT
 from hatchlite.store.records import (
     ACTIVE,
@@ -44,8 +44,12 @@ def trigger_txn(
     task_rows: list[tuple[object, ...]] = []
     for run in runs:
         shape = shapes.get(conn, run.workflow_name)
-        if shape.limited and run.limit_keys is None:
-            run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run.run_id)
+        key_run(shape, run)
+        if run.idempotency_key is not None and shape.idempotency is not None:
+            holder = _claim_idempotency_key(conn, shape, run, now)
+            if holder is not None:
+                results.append(TriggerResult(holder, False, "", collided=True))
+                continue
         row = (
             run.run_id,
             run.workflow_name,
@@ -136,6 +140,33 @@ def trigger_txn(
     return results
 
 
+def _claim_idempotency_key(
+    conn: sqlite3.Connection, shape: WorkflowShape, run: NewRun, now: float
+) -> str | None:
+    """Take the run's idempotency key, or return the id of the run that holds it: one
+    created within the ttl (status-based: and not ended). Decided in the trigger's
+    write transaction, so two processes racing on a key get one run."""
+    spec = shape.idempotency
+    assert spec is not None and run.idempotency_key is not None
+    row = conn.execute(
+        """SELECT k.run_id, k.expires_at, k.until_done, r.status FROM idempotency_keys k
+           LEFT JOIN workflow_runs r ON r.id = k.run_id
+           WHERE k.workflow_name = ? AND k.key = ?""",
+        (shape.name, run.idempotency_key),
+    ).fetchone()
+    if row is not None:
+        holder, expires_at, until_done, status = row
+        held = expires_at > now and not (until_done and status in (None, *TERMINAL))
+        if held:
+            return str(holder)
+    conn.execute(
+        """INSERT OR REPLACE INTO idempotency_keys (workflow_name, key, run_id, expires_at,
+               until_done) VALUES (?, ?, ?, ?, ?)""",
+        (shape.name, run.idempotency_key, run.run_id, now + spec.ttl, int(spec.until_done)),
+    )
+    return None
+
+
 def _enter_limits(settler: Settler, run: NewRun, shape: WorkflowShape) -> None:
     """A new run joins its workflow's limits (its roots wait until admitted), or its
     roots join their own."""
@@ -181,7 +212,7 @@ def note_unserved_txn(
     """A REQUEUED_NO_WORKER event on the first tasks of each new run nobody serves."""
     events: list[TaskEvent] = []
     for run, result in zip(runs, results, strict=True):
-        if result.existed or run.workflow_name not in unserved:
+        if result.existed or result.collided or run.workflow_name not in unserved:
             continue
         message = (
             f"no running worker on this database serves workflow {run.workflow_name!r}; "

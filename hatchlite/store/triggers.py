@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from hatchlite.cel import evaluate
-from hatchlite.limits import LimitKeyError, concurrency_keys
+from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.durable import ReportedOnce, StoredEvent
 from hatchlite.store.records import NewRun, WorkflowShape
 from hatchlite.store.shapes import ShapeCache, bump_definitions_txn, definitions_version
@@ -141,7 +141,7 @@ def runs_for_event_txn(
         for f in filters:
             if event.scope is not None and f.scope == event.scope and _passes(f, event):
                 runs.append(_new_run(shape, event, f))
-    if any(shapes.get(conn, run.workflow_name).limited for run in runs):
+    if any(_keyed(shapes.get(conn, run.workflow_name)) for run in runs):
         runs = [
             keyed
             for run in runs
@@ -176,11 +176,16 @@ def _passes(f: _Filter, event: StoredEvent) -> bool:
     return result.value is True
 
 
+def _keyed(shape: WorkflowShape) -> bool:
+    return shape.limited or shape.idempotency is not None
+
+
 def _with_keys(run: NewRun, shape: WorkflowShape) -> NewRun | None:
-    """`run` with its concurrency keys, or None (logged) when a key fails on the event:
+    """`run` with its keys (concurrency, idempotency), or None (logged) when a key fails
+    on the event:
     the event is stored and its other runs start."""
     try:
-        run.limit_keys = concurrency_keys(shape, run.input_json, run.metadata_json, run.run_id)
+        key_run(shape, run)
     except LimitKeyError as exc:
         logger.warning(
             "event %s starts no run of workflow %r: %s", run.triggering_event_id, shape.name, exc
