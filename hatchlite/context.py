@@ -41,6 +41,7 @@ class ExecutionLink(Protocol):
     def release_slot(self) -> None: ...
     def put_stream(self, data: str) -> None: ...
     async def pause_rate_limit(self, key: str, until: float) -> float: ...
+    async def upsert_worker_labels(self, labels: dict[str, str | int]) -> None: ...
 
 
 class RunData:
@@ -185,6 +186,30 @@ class Context:
     def worker_labels(self) -> dict[str, str | int]:
         """The labels of the worker running this task."""
         return dict(self._link.worker_labels)
+
+    def upsert_worker_labels(self, labels: dict[str, str | int]) -> None:
+        """Add or change labels of the worker running this task (its next claims, and
+        other workers' routing, see them)."""
+        from hatchlite.scheduler.runtime import RUNTIME
+
+        RUNTIME.call(self.aio_upsert_worker_labels, labels)
+
+    async def aio_upsert_worker_labels(self, labels: dict[str, str | int]) -> None:
+        from hatchlite.scheduler.runtime import RUNTIME
+
+        for key, value in labels.items():
+            if (
+                not isinstance(key, str)
+                or isinstance(value, bool)
+                or not isinstance(value, str | int)
+            ):
+                raise ValueError(f"worker labels map str to str or int, got {key!r}: {value!r}")
+        await RUNTIME.acall(self._link.upsert_worker_labels, dict(labels))
+
+    @property
+    def worker(self) -> _WorkerHandle:
+        """Deprecated: `ctx.worker_id`, `ctx.worker_labels`, `ctx.upsert_worker_labels`."""
+        return _WorkerHandle(self)
 
     @property
     def filter_payload(self) -> JSONMap:
@@ -354,6 +379,27 @@ class Context:
         return index
 
 
+class _WorkerHandle:
+    """Hatchet's deprecated `ctx.worker` (`id()`, `labels()`, `upsert_labels(...)`)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def id(self) -> str:
+        return self._ctx.worker_id
+
+    def labels(self) -> dict[str, str | int]:
+        return self._ctx.worker_labels
+
+    def upsert_labels(self, labels: dict[str, str | int]) -> None:
+        warnings.warn(
+            "ctx.worker.upsert_labels is deprecated, use ctx.upsert_worker_labels",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._ctx.upsert_worker_labels(labels)
+
+
 class _MockLink:
     """The engine stand-in behind `Task.mock_run`."""
 
@@ -386,6 +432,9 @@ class _MockLink:
 
     async def pause_rate_limit(self, key: str, until: float) -> float:
         return until
+
+    async def upsert_worker_labels(self, labels: dict[str, str | int]) -> None:
+        self.worker_labels.update(labels)
 
 
 def mock_context(

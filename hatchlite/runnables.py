@@ -25,12 +25,11 @@ from hatchlite.dag import (
     WorkflowDefinition,
     check_priority,
 )
-from hatchlite.dag.site import Site, definition_site, warn_user
+from hatchlite.dag.site import Site, definition_site
 from hatchlite.exceptions import (
     BulkTriggerIdempotencyCollisionError,
     IdempotencyCollisionError,
     PayloadTooLargeError,
-    UnenforcedParameterWarning,
 )
 from hatchlite.features.workflows import PausedBehavior
 from hatchlite.limits import key_run
@@ -38,6 +37,7 @@ from hatchlite.models import V1Filter, V1TaskSummary
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
+from hatchlite.store.routing import Routing, label_specs
 from hatchlite.types import JSONMap, TriggerWorkflowOptions, V1TaskStatus, WorkflowRunTriggerConfig
 
 if TYPE_CHECKING:
@@ -79,7 +79,15 @@ class DurableStandaloneDecorator(Protocol[TWorkflowInput]):
 class _Item:
     """One validated trigger, ready for the engine."""
 
-    __slots__ = ("child_index", "child_key", "input_json", "key", "metadata", "priority")
+    __slots__ = (
+        "child_index",
+        "child_key",
+        "input_json",
+        "key",
+        "metadata",
+        "priority",
+        "route",
+    )
 
     def __init__(
         self,
@@ -96,6 +104,7 @@ class _Item:
         self.child_key = child_key
         self.child_index = child_index
         self.key = key
+        self.route: _Route = (False, None, None)
 
 
 class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
@@ -135,8 +144,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         desired_worker_labels: Any = None,
     ) -> WorkflowRunTriggerConfig:
         """One item for `run_many`; the input is validated now."""
-        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
         opts = options or TriggerWorkflowOptions()
+        labels = desired_worker_labels or opts.desired_worker_label
+        label_specs(labels, f"workflow {self.name!r}: desired_worker_labels")  # checked now
         input_json = self.validate_input(input)
         return WorkflowRunTriggerConfig(
             workflow_name=self.name,
@@ -154,6 +164,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                     ),
                     "desired_worker_id": desired_worker_id or opts.desired_worker_id,
                     "sticky": sticky or opts.sticky,
+                    "desired_worker_label": labels,
                 }
             ),
             key=key,
@@ -169,6 +180,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         additional_metadata: JSONMap | None,
         priority: int | None,
         key: str | None = None,
+        route: _Route = (False, None, None),
     ) -> _Item:
         opts = options or TriggerWorkflowOptions()
         meta = {
@@ -184,7 +196,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             meta_json, self.max_payload_bytes(), f"the additional_metadata of a {self.name!r} run"
         )
         prio = check_priority(priority if priority is not None else opts.priority, self.name)
-        return _Item(
+        item = _Item(
             self.validate_input(input),
             meta,
             prio if prio is not None else int(self.config.default_priority),
@@ -192,12 +204,20 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             opts.child_index,
             key or opts.key,
         )
+        sticky, worker_id, labels = route
+        item.route = (
+            sticky or opts.sticky,
+            worker_id or opts.desired_worker_id,
+            labels or opts.desired_worker_label,
+        )
+        label_specs(item.route[2], f"workflow {self.name!r}: desired_worker_labels")
+        return item
 
     def _item_from_config(self, config: WorkflowRunTriggerConfig) -> _Item:
         opts = config.options
         input_json = config.input if config.input is not None else self.validate_input(None)
         meta = {**self.config.default_additional_metadata, **opts.additional_metadata}
-        return _Item(
+        item = _Item(
             input_json,
             meta,
             opts.priority if opts.priority is not None else int(self.config.default_priority),
@@ -205,6 +225,8 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             opts.child_index,
             config.key,
         )
+        item.route = (opts.sticky, opts.desired_worker_id, opts.desired_worker_label)
+        return item
 
     async def _trigger(
         self, items: list[_Item], parent: Context | None, wait: bool, bulk: bool = False
@@ -290,6 +312,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                     item.child_index if item.child_index is not None else parent.next_spawn_index()
                 )
             run.metadata_json = json.dumps(meta)
+            run.routing_json = _routing(item.route, parent, self.name)
             # Evaluated here, on the caller's side: a key that fails refuses the trigger.
             key_run(shape, run)
             runs.append(run)
@@ -506,8 +529,8 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
         desired_worker_labels: Any = None,
     ) -> TOut | TRef:
         """Run and wait for the result (or, with `wait_for_result=False`, return a ref)."""
-        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
-        item = self._item(input, options, child_key, additional_metadata, priority)
+        route = (sticky, desired_worker_id, desired_worker_labels)
+        item = self._item(input, options, child_key, additional_metadata, priority, None, route)
         parent = current_context.get()
         out = self._call(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
@@ -558,8 +581,8 @@ class _Runnable(BaseWorkflow[TWorkflowInput], Generic[TWorkflowInput, TOut, TRef
         desired_worker_labels: Any = None,
     ) -> TOut | TRef:
         """Async `run` (with `aio_result()` semantics for the result)."""
-        _unenforced_options(sticky, desired_worker_id, desired_worker_labels)
-        item = self._item(input, options, child_key, additional_metadata, priority)
+        route = (sticky, desired_worker_id, desired_worker_labels)
+        item = self._item(input, options, child_key, additional_metadata, priority, None, route)
         parent = current_context.get()
         out = await self._acall(self._trigger, [item], parent, wait_for_result)
         if not wait_for_result:
@@ -744,22 +767,17 @@ class Standalone(
         return TaskRunRef(self, WorkflowRunRef(run_id, self._client))
 
 
-def _unenforced_options(sticky: bool, desired_worker_id: str | None, labels: Any) -> None:
-    used = [
-        name
-        for name, value in (
-            ("sticky", sticky),
-            ("desired_worker_id", desired_worker_id),
-            ("desired_worker_labels", labels),
-        )
-        if value
-    ]
-    if used:
-        warn_user(
-            f"{', '.join(used)}: accepted but not enforced yet by hatchlite; the run may go "
-            f"to any worker that serves its workflow (see docs/differences.md)",
-            UnenforcedParameterWarning,
-        )
+_Route = tuple[bool, str | None, Any]  # sticky, desired_worker_id, desired_worker_labels
+
+
+def _routing(route: _Route, parent: Context | None, name: str) -> str | None:
+    """A trigger's routing as stored with its run: `sticky=True` keeps a child run to
+    its parent's worker (softly); a run with no parent, to the worker of its first task."""
+    sticky, worker_id, labels = route
+    if sticky and worker_id is None and parent is not None:
+        worker_id = parent.worker_id
+    specs = label_specs(labels, f"workflow {name!r}: desired_worker_labels")
+    return Routing("SOFT" if sticky else None, worker_id, specs).to_json()
 
 
 def _durable(parent: Context | None) -> bool:

@@ -32,6 +32,7 @@ from hatchlite.types import (
     EvictionPolicy,
     RateLimit,
     StepType,
+    StickyStrategy,
     TaskDefaults,
     to_timedelta,
 )
@@ -51,6 +52,7 @@ from hatchlite.dag.task import (
     normalize_concurrency,
 )
 from hatchlite.limits import concurrency_specs, idempotency_spec, rate_limit_specs
+from hatchlite.store.routing import label_specs
 
 R2 = TypeVar("R2")
 _CREATED = itertools.count()
@@ -101,16 +103,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         self._on_success: Task[TWorkflowInput, Any] | None = None
         self._shape: WorkflowShape | None = None
         self._by_name: dict[str, Task[TWorkflowInput, Any]] | None = None
-        self.warn_unenforced(
-            *(
-                param
-                for param, value in (
-                    ("on_crons", config.on_crons),
-                    ("sticky", config.sticky),
-                )
-                if value
-            )
-        )
+        self.warn_unenforced(*(param for param, value in (("on_crons", config.on_crons),) if value))
         _check_triggers(config)
         try:
             idempotency_spec(config.idempotency, f"workflow {config.name!r}")
@@ -359,7 +352,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             *(
                 param
                 for param, value in (
-                    ("desired_worker_labels", desired_worker_labels),
                     ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
                 )
                 if value
@@ -381,6 +373,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
 
         try:
             rate_limit_specs(list(rate_limits or []), where)
+            label_specs(desired_worker_labels, where)
         except ValueError as exc:
             raise InvalidDefinitionError(str(exc)) from exc
 
@@ -465,6 +458,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 conditions=condition_defs(t, self.config_namespace()),
                 concurrency=concurrency_specs(t.concurrency, f"task {name!r}"),
                 rate_limits=rate_limit_specs(t.rate_limits, f"task {name!r}"),
+                labels=label_specs(t.desired_worker_labels, f"task {name!r}"),
             )
 
         shapes = {name: task_shape(name) for name in order}
@@ -484,6 +478,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             default_metadata_json=json.dumps(config.default_additional_metadata),
             concurrency=concurrency_specs(config.concurrency, f"workflow {self.name!r}"),
             idempotency=idempotency_spec(config.idempotency, f"workflow {self.name!r}"),
+            sticky=StickyStrategy(config.sticky).value if config.sticky else None,
         )
         return self._shape
 

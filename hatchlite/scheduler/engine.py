@@ -634,8 +634,9 @@ class Engine:
                 changed = self._changed_actions()
                 if changed:
                     await self.register_defined()  # what the implicit worker now serves
+                free = {w.id: max(0, w.slots - w.used) for w in self.workers}
                 requeued, paused = await self.store.heartbeat(
-                    ids, self.clock.time(), time.time(), LEASE, changed
+                    ids, self.clock.time(), time.time(), LEASE, changed, free
                 )
             except Exception:
                 logger.exception("hatchlite heartbeat failed")

@@ -112,6 +112,10 @@ class Execution:
     def put_stream(self, data: str) -> None:
         self.engine.threadsafe(self.engine.add_stream_chunk, self.run_id, self.task_id, data)
 
+    async def upsert_worker_labels(self, labels: dict[str, str | int]) -> None:
+        self.worker.labels.update(labels)
+        await self.engine.store.set_worker_labels(self.worker.id, self.worker.labels)
+
     async def pause_rate_limit(self, key: str, until: float) -> float:
         from hatchlite.features.rate_limits import RateLimitNotFoundError
 

@@ -109,7 +109,7 @@ class LocalWorker:
         if free <= 0 and free_durable <= 0:
             return None
         busy = self.used > 0 or self.used_durable > 0
-        return ClaimRequest(self.id, served, free, free_durable, runnable, busy)
+        return ClaimRequest(self.id, served, free, free_durable, runnable, busy, self.labels)
 
     def _serves_durable(
         self, served: tuple[str, ...], defined: dict[str, BaseWorkflow[Any]]

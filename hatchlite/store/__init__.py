@@ -6,6 +6,7 @@ database thread (see `db.py`), so concurrent callers share transactions.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass, field
@@ -483,6 +484,13 @@ class Store:
             _gates.settle_gates_txn(settler, gated)
         return _durable.settle_waits_txn(settler.conn, nodes, settler.now)
 
+    async def set_worker_labels(self, worker_id: str, labels: dict[str, str | int]) -> None:
+        await self.db.run(
+            lambda conn: conn.execute(
+                "UPDATE workers SET labels = ? WHERE id = ?", (json.dumps(labels), worker_id)
+            )
+        )
+
     # -- rate limits -------------------------------------------------------------
 
     async def rate_limit_put(self, key: str, limit: int, window: float, now: float) -> None:
@@ -518,13 +526,14 @@ class Store:
         wall: float,
         lease: float,
         actions: dict[str, list[str]] | None = None,
+        free: dict[str, int] | None = None,
     ) -> tuple[int, set[str]]:
-        """Extend this process's leases (and update the action ids of `actions`), and
-        release workers that are gone. Returns how many task runs went back to the queue,
-        and which of `worker_ids` are paused."""
+        """Extend this process's leases (and update the action ids of `actions`, the
+        free slots of `free`), and release workers that are gone. Returns how many task
+        runs went back to the queue, and which of `worker_ids` are paused."""
 
         def job(conn: sqlite3.Connection) -> tuple[int, set[str]]:
-            _workers.heartbeat_txn(conn, worker_ids, wall, lease, actions)
+            _workers.heartbeat_txn(conn, worker_ids, wall, lease, actions, free)
             requeued = _workers.recover_txn(conn, self.shapes, now, wall)
             return requeued, _workers.paused_among_txn(conn, worker_ids)
 

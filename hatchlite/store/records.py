@@ -160,6 +160,7 @@ class NewRun:
     limit_keys: dict[str, list[str]] | None = None
     idempotency_key: str | None = None
     keyed: bool = False  # the keys above were evaluated (hatchlite.limits.key_run)
+    routing_json: str | None = None  # store/routing.py Routing: sticky, worker, labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class ClaimRequest:
     # a worker that can run them (another process may define another version).
     runnable: frozenset[tuple[str, str]] | None = None
     busy: bool = False  # the worker runs a task now (a suspect task only runs alone)
+    labels: dict[str, str | int] = field(default_factory=dict)  # the worker's labels
 
 
 @dataclass(slots=True)

@@ -66,6 +66,7 @@ def trigger_txn(
             run.filter_id,
             run.filter_payload_json,
             json.dumps(run.limit_keys) if run.limit_keys else None,
+            run.routing_json,
             now,
         )
         if run.parent_task_run_id is not None:
@@ -105,6 +106,7 @@ def trigger_txn(
                     now + task.schedule_timeout if root else None,
                     now,
                     now if root else None,
+                    run.routing_json,
                 )
             )
         results.append(TriggerResult(run.run_id, False, "QUEUED"))
@@ -113,8 +115,8 @@ def trigger_txn(
     conn.executemany(
         """INSERT INTO task_runs (id, workflow_run_id, workflow_name, task_name, status,
                parents_left, priority, available_at, held, schedule_deadline, created_at,
-               queued_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               queued_at, routing)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         task_rows,
     )
     if gated or limited:
@@ -182,7 +184,7 @@ def _enter_limits(settler: Settler, run: NewRun, shape: WorkflowShape) -> None:
 _INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
     additional_metadata, priority, parent_workflow_run_id, parent_task_run_id, child_index,
     child_key, trigger_key, triggering_event_id, filter_id, filter_payload, limit_keys,
-    created_at) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    routing, created_at) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def unserved_txn(

@@ -309,6 +309,10 @@ _V6 = [
     # the worker a sticky run keeps to.
     """ALTER TABLE workflow_runs ADD COLUMN routing TEXT""",
     """ALTER TABLE workflow_runs ADD COLUMN sticky_worker_id TEXT""",
+    """ALTER TABLE task_runs ADD COLUMN routing TEXT""",
+    # The free slots a worker had at its last heartbeat: a worker leaves a task another
+    # worker is preferred for (labels, sticky) only while that one has room.
+    """ALTER TABLE workers ADD COLUMN free_slots INTEGER""",
 ]
 
 MIGRATIONS: list[tuple[int, list[str]]] = [

@@ -263,19 +263,20 @@ class Settler:
             on_failure_id = str(uuid.uuid4())
             cur = self.conn.execute(
                 """INSERT OR IGNORE INTO task_runs (id, workflow_run_id, workflow_name, task_name,
-                       status, priority, available_at, schedule_deadline, created_at, queued_at)
-                   VALUES (?, ?, ?, ?, 'QUEUED',
-                           (SELECT priority FROM workflow_runs WHERE id = ?), ?, ?, ?, ?)""",
+                       status, priority, available_at, schedule_deadline, created_at, queued_at,
+                       routing)
+                   SELECT ?, ?, ?, ?, 'QUEUED', priority, ?, ?, ?, ?, routing
+                   FROM workflow_runs WHERE id = ?""",
                 (
                     on_failure_id,
                     run_id,
                     workflow_name,
                     on_failure.name,
-                    run_id,
                     self.now,
                     self.now + on_failure.schedule_timeout,
                     self.now,
                     self.now,
+                    run_id,
                 ),
             )
             if cur.rowcount:

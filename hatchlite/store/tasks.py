@@ -23,6 +23,7 @@ from hatchlite.store.records import (
     WorkflowShape,
     shape_from_json,
 )
+from hatchlite.store.routing import Router
 from hatchlite.store.settle import Settler
 from hatchlite.store.shapes import ShapeCache
 
@@ -68,7 +69,7 @@ def claim_txn(
     workflows = [name for name in req.workflows if name not in paused]
     if limit <= 0 or not workflows:
         return []
-    picker = _Picker(conn, req, now)
+    picker = _Picker(conn, req, now, wall)
     elsewhere = _Elsewhere(conn, wall)
     page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
     queues = [_Queue(conn, name, now, page) for name in workflows]
@@ -147,7 +148,7 @@ class _Queue:
             params += [self.after[0], self.after[0], self.after[1]]
         self.rows = self.conn.execute(
             f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
-                       priority, queued_at, lost_count, rate_limits
+                       priority, queued_at, lost_count, rate_limits, routing
                 FROM task_runs
                 WHERE status = 'QUEUED' AND held = 0 AND workflow_name = ?
                   AND available_at <= ? {after}
@@ -197,10 +198,13 @@ class _Elsewhere:
 class _Picker:
     """The claims of one worker in one step, within its free slots."""
 
-    def __init__(self, conn: sqlite3.Connection, req: ClaimRequest, now: float) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, req: ClaimRequest, now: float, wall: float
+    ) -> None:
         self.conn = conn
         self.req = req
         self.now = now
+        self.router = Router(conn, req, wall)
         self.free = req.free_slots
         self.free_durable = req.free_durable_slots
         self.chosen: list[ClaimedTask] = []
@@ -209,7 +213,19 @@ class _Picker:
         self.done = False
 
     def offer(self, row: tuple[Any, ...], shape: WorkflowShape) -> None:
-        seq, task_id, run_id, wf_name, task_name, retry_count, priority, queued_at, lost, rl = row
+        (
+            seq,
+            task_id,
+            run_id,
+            wf_name,
+            task_name,
+            retry_count,
+            priority,
+            queued_at,
+            lost,
+            rl,
+            route,
+        ) = row
         task = shape.task(task_name)
         if lost and (self.req.busy or self.chosen):
             self.done = True  # it runs alone: take nothing more until this worker drains
@@ -219,6 +235,9 @@ class _Picker:
                 return
         elif self.free < task.slot_cost:
             return
+        routed = route is not None or task.labels or shape.sticky is not None
+        if routed and not self.router.allows(shape, task, run_id, route):
+            return  # left for a worker it prefers or requires
         if rl is not None:
             uses = _rate_limits.uses_of(rl)
             retry_at = _rate_limits.take_txn(self.conn, uses, self.now)
@@ -235,6 +254,8 @@ class _Picker:
                 return
         if lost:
             self.done = True  # it is all this worker takes now
+        if routed:
+            self.router.claimed(shape, run_id, route)
         if task.is_durable:
             self.free_durable -= 1
         else:

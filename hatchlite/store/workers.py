@@ -130,11 +130,13 @@ def heartbeat_txn(
     now: float,
     lease: float,
     actions: dict[str, list[str]] | None = None,
+    free: dict[str, int] | None = None,
 ) -> None:
+    free = free or {}
     conn.executemany(
-        "UPDATE workers SET heartbeat_at = ?, expires_at = ? "
+        "UPDATE workers SET heartbeat_at = ?, expires_at = ?, free_slots = ? "
         "WHERE id = ? AND status IN ('ACTIVE', 'PAUSED')",
-        [(now, now + lease, worker_id) for worker_id in worker_ids],
+        [(now, now + lease, free.get(worker_id), worker_id) for worker_id in worker_ids],
     )
     if actions:
         conn.executemany(
@@ -266,6 +268,33 @@ def live_actions_txn(conn: sqlite3.Connection, wall: float) -> set[str]:
             continue
         actions.update(json.loads(text))
     return actions
+
+
+def live_workers_txn(
+    conn: sqlite3.Connection, wall: float
+) -> list[tuple[str, dict[str, str | int], set[str], int]]:
+    """(id, labels, action ids, free slots at the last heartbeat) of workers that run
+    now and take tasks."""
+    out = []
+    for (
+        worker_id,
+        pid,
+        hostname,
+        expires_at,
+        pid_start,
+        actions,
+        labels,
+        free,
+        slots,
+    ) in conn.execute(
+        """SELECT id, pid, hostname, expires_at, pid_start, actions, labels, free_slots,
+                      slots
+               FROM workers WHERE status = 'ACTIVE' AND is_paused = 0"""
+    ):
+        if not _gone(pid, hostname, expires_at, pid_start, wall):
+            free_slots = slots if free is None else free
+            out.append((worker_id, json.loads(labels), set(json.loads(actions)), free_slots))
+    return out
 
 
 def _gone(pid: int, hostname: str, expires_at: float, pid_start: str | None, wall: float) -> bool:
