@@ -6,7 +6,7 @@ evaluated once, when the run is triggered, and stored with it. An expression tha
 plain member path (`input.user_id`, `additional_metadata.tenant`) or a string literal
 (`'constant'`) is read directly, without cel-python (150-400 µs an evaluation); any
 other expression, and any path whose value is not a string, goes through cel-python,
-so both give the same answer (tests/test_limits_keys.py checks it on generated data).
+so both give the same answer (tests/test_concurrency.py checks it on generated data).
 
 The strategies, per key of one limit (Hatchet's engine semantics):
 - GROUP_ROUND_ROBIN: the first `max_runs` holders in arrival order run; the others
@@ -143,8 +143,17 @@ def rate_limit_specs(limits: Sequence[RateLimit], where: str) -> tuple[RateLimit
 
 # -- keys at trigger time -------------------------------------------------------------
 
-_PATH = re.compile(r"\s*(input|additional_metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*")
-_LITERAL = re.compile(r"""\s*(?:'([^'\\\n]*)'|"([^"\\\n]*)")\s*""")
+_SPACE = "[ \t\n\f\r]*"  # CEL's whitespace
+_PATH = re.compile(
+    _SPACE + r"(input|additional_metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)" + _SPACE
+)
+_LITERAL = re.compile(_SPACE + r"""(?:'([^'\\\n]*)'|"([^"\\\n]*)")""" + _SPACE)
+# Words CEL reserves: never a field name after a dot.
+_RESERVED = frozenset(
+    "true false null in as break const continue else for function if import let loop "
+    "package namespace return var void while".split()
+)
+_INT64 = (-(2**63), 2**63 - 1)
 _MISSING = object()
 
 
@@ -163,18 +172,38 @@ def key_value(expression: str, variables: dict[str, Any]) -> Any:
 
 
 def _fast(expression: str, variables: dict[str, Any]) -> Any:
+    """The value of a literal or member path read directly, or _MISSING when only
+    cel-python can say (also when the data holds an int cel-python cannot hold: it
+    refuses the whole activation then)."""
     literal = _LITERAL.fullmatch(expression)
+    path = None if literal is not None else _PATH.fullmatch(expression)
+    if literal is None and path is None:
+        return _MISSING
+    if not all(_fits_cel(value) for value in variables.values()):
+        return _MISSING
     if literal is not None:
         return literal.group(1) if literal.group(1) is not None else literal.group(2)
-    path = _PATH.fullmatch(expression)
-    if path is None:
+    assert path is not None
+    parts = path.group(2)[1:].split(".")
+    if _RESERVED.intersection(parts):
         return _MISSING
     value: Any = variables.get(path.group(1), _MISSING)
-    for part in path.group(2)[1:].split("."):
+    for part in parts:
         if not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]
     return value
+
+
+def _fits_cel(value: Any) -> bool:
+    """Whether cel-python can take `value` (no int beyond 64 bits, at any depth)."""
+    if isinstance(value, dict):
+        return all(_fits_cel(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_fits_cel(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _INT64[0] <= value <= _INT64[1]
+    return True
 
 
 def string_key(expression: str, variables: dict[str, Any], what: str) -> str:

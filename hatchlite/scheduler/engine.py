@@ -779,6 +779,7 @@ class Engine:
                 maintenance=bool(self.workers)
                 or (self._store_deadline is not None and self._store_deadline <= now),
                 wall=time.time(),
+                clock=self.clock.time,
             )
         except asyncio.CancelledError:
             raise  # the job was submitted and runs to its end: re-queueing would double it

@@ -320,7 +320,7 @@ class Store:
 
     async def tick(
         self,
-        now: float,
+        when: float,
         outcomes: list[Outcome],
         logs: list[LogLine],
         chunks: list[ChunkIn],
@@ -331,9 +331,13 @@ class Store:
         check_durable: list[Node] | None = None,
         maintenance: bool = True,
         wall: float = 0.0,
+        clock: Callable[[], float] | None = None,
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
+        With `clock`, the step's time is read once the transaction holds the write lock
+        (so a claim never starts before the end, committed by another process, that
+        admitted it).
 
         Results are returned for runs that ended and are in `watched`, and for runs of
         `check_runs` that ended (by another process); `check_running` are task ids
@@ -346,6 +350,7 @@ class Store:
         write = bool(outcomes or logs or chunks or claims or maintenance)
 
         def job(conn: sqlite3.Connection) -> TickResult:
+            now = when if clock is None else max(when, clock())
             paused = _workflows.paused_txn(conn) if claims or maintenance else {}
             settler = _settle.Settler(conn, self.shapes, now)
             durable: dict[Node, str] = {}
