@@ -20,6 +20,7 @@ from hatchlite.dag import (
 )
 from hatchlite.dag.registry import Definitions
 from hatchlite.dag.site import definition_site, warn_user
+from hatchlite.dag.task import check_priority
 from hatchlite.exceptions import UnenforcedParameterWarning
 from hatchlite.features.events import EventClient
 from hatchlite.features.filters import CELClient, FiltersClient
@@ -260,7 +261,8 @@ class Hatchet:
             cron_input=cron_input,
             version=version,
             sticky=sticky,
-            default_priority=int(default_priority),
+            default_priority=check_priority(default_priority, f"workflow {full_name!r}")
+            or Priority.LOW,
             concurrency=normalize_concurrency(concurrency, f"workflow {full_name!r}"),
             task_defaults=task_defaults,
             default_filters=list(default_filters or []),

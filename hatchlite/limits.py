@@ -144,14 +144,33 @@ def rate_limit_specs(limits: Sequence[RateLimit], where: str) -> tuple[RateLimit
 # -- keys at trigger time -------------------------------------------------------------
 
 _SPACE = "[ \t\n\f\r]*"  # CEL's whitespace
-_PATH = re.compile(
-    _SPACE + r"(input|additional_metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)" + _SPACE
-)
+_PATH = re.compile(_SPACE + r"(input|additional_metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)" + _SPACE)
 _LITERAL = re.compile(_SPACE + r"""(?:'([^'\\\n]*)'|"([^"\\\n]*)")""" + _SPACE)
 # Words CEL reserves: never a field name after a dot.
 _RESERVED = frozenset(
-    "true false null in as break const continue else for function if import let loop "
-    "package namespace return var void while".split()
+    [
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ]
 )
 _INT64 = (-(2**63), 2**63 - 1)
 _MISSING = object()

@@ -217,15 +217,17 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         opts = config.options
         input_json = config.input if config.input is not None else self.validate_input(None)
         meta = {**self.config.default_additional_metadata, **opts.additional_metadata}
+        priority = check_priority(opts.priority, self.name)
         item = _Item(
             input_json,
             meta,
-            opts.priority if opts.priority is not None else int(self.config.default_priority),
+            priority if priority is not None else int(self.config.default_priority),
             opts.child_key,
             opts.child_index,
             config.key,
         )
         item.route = (opts.sticky, opts.desired_worker_id, opts.desired_worker_label)
+        label_specs(item.route[2], f"workflow {self.name!r}: desired_worker_labels")
         return item
 
     async def _trigger(

@@ -376,6 +376,13 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             label_specs(desired_worker_labels, where)
         except ValueError as exc:
             raise InvalidDefinitionError(str(exc)) from exc
+        for limit in rate_limits or []:
+            if limit.static_key and limit.limit is not None:
+                warn_user(
+                    f"{where}: rate limit {limit.static_key!r}: `limit` is ignored for a "
+                    f"static key (its limit is what hatchet.rate_limits.put set)",
+                    UserWarning,
+                )
 
         labels: dict[str, DesiredWorkerLabel] = {}
         if isinstance(desired_worker_labels, dict):

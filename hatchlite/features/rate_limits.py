@@ -76,7 +76,12 @@ class RateLimitsClient:
         field = RateLimitOrderByField(order_by_field or RateLimitOrderByField.KEY)
         direction = RateLimitOrderByDirection(order_by_direction or RateLimitOrderByDirection.ASC)
         records, total = await engine.store.rate_limits(
-            search, field.value, direction is RateLimitOrderByDirection.DESC, offset or 0, limit
+            search,
+            field.value,
+            direction is RateLimitOrderByDirection.DESC,
+            offset or 0,
+            limit,
+            engine.clock.time(),
         )
         return RateLimitList(
             rows=[self._row(r) for r in records], pagination=pagination(offset or 0, limit, total)

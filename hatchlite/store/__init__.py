@@ -505,9 +505,17 @@ class Store:
         return await self.db.run(lambda conn: _rate_limits.pause_txn(conn, key, until))
 
     async def rate_limits(
-        self, search: str | None, order_by: str, descending: bool, offset: int, limit: int | None
+        self,
+        search: str | None,
+        order_by: str,
+        descending: bool,
+        offset: int,
+        limit: int | None,
+        now: float,
     ) -> tuple[list[_rate_limits.RateLimitRecord], int]:
-        return await self._read(_rate_limits.list_txn, search, order_by, descending, offset, limit)
+        return await self._read(
+            _rate_limits.list_txn, search, order_by, descending, offset, limit, now
+        )
 
     # -- workers -------------------------------------------------------------------
 

@@ -180,19 +180,40 @@ def list_txn(
     descending: bool,
     offset: int,
     limit: int | None,
+    now: float,
 ) -> tuple[list[RateLimitRecord], int]:
-    column = {"key": "key", "value": "value", "limitValue": "limit_value"}[order_by]
+    """A page of the limits as of `now`: a window that is over shows full, from when it
+    refilled (as the next take would see it)."""
     where, params = "", []
     if search:
         where, params = "WHERE key LIKE ? ESCAPE '\\'", [f"%{_escape(search)}%"]
-    total = conn.execute(f"SELECT count(*) FROM rate_limits {where}", params).fetchone()[0]
-    rows = conn.execute(
-        f"""SELECT key, limit_value, value, window_seconds, last_refill, paused_until
-            FROM rate_limits {where} ORDER BY {column} {"DESC" if descending else "ASC"}, key
-            LIMIT ? OFFSET ?""",
-        (*params, -1 if limit is None else limit, offset),
-    ).fetchall()
-    return [RateLimitRecord(*row) for row in rows], int(total)
+    records = [
+        _current(RateLimitRecord(*row), now)
+        for row in conn.execute(
+            f"""SELECT key, limit_value, value, window_seconds, last_refill, paused_until
+                FROM rate_limits {where}""",
+            params,
+        )
+    ]
+    field = {"key": "key", "value": "value", "limitValue": "limit_value"}[order_by]
+    records.sort(key=lambda r: r.key)
+    records.sort(key=lambda r: getattr(r, field), reverse=descending)
+    end = None if limit is None else offset + limit
+    return records[offset:end], len(records)
+
+
+def _current(record: RateLimitRecord, now: float) -> RateLimitRecord:
+    if now < record.last_refill + record.window_seconds:
+        return record
+    windows = int((now - record.last_refill) // record.window_seconds)
+    return RateLimitRecord(
+        record.key,
+        record.limit_value,
+        record.limit_value,
+        record.window_seconds,
+        record.last_refill + windows * record.window_seconds,
+        record.paused_until,
+    )
 
 
 def _escape(text: str) -> str:

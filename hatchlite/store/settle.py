@@ -295,9 +295,7 @@ class Settler:
             ()
             if skipped
             else tuple(
-                c
-                for c in children
-                if not shape.tasks[c].conditions and not shape.tasks[c].concurrency
+                c for c in children if not shape.tasks[c].conditions and not shape.tasks[c].admits
             )
         )
         if plain:
