@@ -413,7 +413,9 @@ class Hatchet:
         execution_timeout: Duration = ...,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,
@@ -440,7 +442,9 @@ class Hatchet:
         execution_timeout: Duration = ...,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,
@@ -466,7 +470,9 @@ class Hatchet:
         execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,
@@ -502,7 +508,9 @@ class Hatchet:
         execution_timeout: Duration = ...,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,
@@ -529,7 +537,9 @@ class Hatchet:
         execution_timeout: Duration = ...,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,
@@ -555,7 +565,9 @@ class Hatchet:
         execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
         retries: int = 0,
         rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: dict[str, DesiredWorkerLabel] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
         backoff_factor: float | None = None,
         backoff_max_seconds: int | None = None,
         default_filters: list[DefaultFilter] | None = None,

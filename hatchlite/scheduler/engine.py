@@ -103,6 +103,7 @@ class Engine:
         self._deleted: set[str] = set()  # deleted through the workflows API, by name
         self._defined_registered: object = None  # definitions version last registered
         self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
+        self._free_written: dict[str, tuple[int, int]] = {}  # worker id -> free slots
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -634,10 +635,18 @@ class Engine:
                 changed = self._changed_actions()
                 if changed:
                     await self.register_defined()  # what the implicit worker now serves
-                free = {w.id: max(0, w.slots - w.used) for w in self.workers}
+                free = {
+                    w.id: (max(0, w.slots - w.used), max(0, w.durable_slots - w.used_durable))
+                    for w in self.workers
+                }
                 requeued, paused = await self.store.heartbeat(
                     ids, self.clock.time(), time.time(), LEASE, changed, free
                 )
+                if free != self._free_written:
+                    # A worker's room changed: a task another worker left for it (a
+                    # preference) is taken by the others if it is full now.
+                    self._free_written = free
+                    self.wake()
             except Exception:
                 logger.exception("hatchlite heartbeat failed")
                 continue

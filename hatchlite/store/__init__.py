@@ -143,8 +143,14 @@ class Store:
             results = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
             settler.close()
             unserved: set[str] = set()
-            if check_served:
-                unserved = _runs.unserved_txn(conn, self.shapes, check_served, wall)
+            made = {
+                run.workflow_name
+                for run, r in zip(runs, results, strict=True)
+                if r.run_id == run.run_id
+            }
+            check = made.intersection(check_served)  # a run not created needs no worker
+            if check:
+                unserved = _runs.unserved_txn(conn, self.shapes, check, wall)
             if unserved:
                 _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
             return TriggerOutcome(
@@ -539,7 +545,7 @@ class Store:
         wall: float,
         lease: float,
         actions: dict[str, list[str]] | None = None,
-        free: dict[str, int] | None = None,
+        free: dict[str, tuple[int, int]] | None = None,
     ) -> tuple[int, set[str]]:
         """Extend this process's leases (and update the action ids of `actions`, the
         free slots of `free`), and release workers that are gone. Returns how many task

@@ -5,9 +5,10 @@ worker, decided by each claiming worker against the others on the database.
   key (by its comparator; EQUAL by default), or the worker leaves the task run, which
   waits (until its schedule timeout) for a worker that satisfies it.
 - Optional labels rank workers: a worker leaves a task run while another live worker
-  that serves it, satisfies its required labels and had free slots at its last
-  heartbeat scores a higher sum of the weights (100 by default) of the labels it
-  satisfies. The preference is soft: once the better worker is full, anyone takes it.
+  that serves it, satisfies its required labels and had free slots (free durable slots,
+  for a durable task) at its last heartbeat scores a higher sum of the weights (100 by
+  default) of the labels it satisfies. The preference is soft: once the better worker
+  reports it is full, anyone takes it.
 - A sticky run (the workflow's `sticky`, or `sticky=True` on a child's trigger) keeps to
   the worker that took its first task: HARD waits for that worker, SOFT prefers it
   while it is live and has room. A trigger's `desired_worker_id` is a soft preference.
@@ -96,6 +97,10 @@ class _Peer:
     labels: dict[str, str | int]
     actions: set[str]
     free: int
+    free_durable: int
+
+    def has_room(self, action: str, durable: bool) -> bool:
+        return action in self.actions and (self.free_durable if durable else self.free) > 0
 
 
 @dataclass(slots=True)
@@ -125,14 +130,14 @@ class Router:
             if holder is not None and holder != me:
                 if strategy == "HARD":
                     return False
-                if self._has_room(holder, action):
+                if self._has_room(holder, action, task.is_durable):
                     return False
         desired = routing.desired_worker_id
-        if desired and desired != me and self._has_room(desired, action):
+        if desired and desired != me and self._has_room(desired, action, task.is_durable):
             return False
         if any(not w.required for w in wanted):
             for peer in self._live():
-                if peer.id == me or peer.free <= 0 or action not in peer.actions:
+                if peer.id == me or not peer.has_room(action, task.is_durable):
                     continue
                 theirs = _score(peer.labels, wanted)
                 if theirs is not None and theirs > mine:
@@ -157,17 +162,14 @@ class Router:
             self._sticky[run_id] = None if row is None else row[0]
         return self._sticky[run_id]
 
-    def _has_room(self, worker_id: str, action: str) -> bool:
-        return any(p.id == worker_id and p.free > 0 and action in p.actions for p in self._live())
+    def _has_room(self, worker_id: str, action: str, durable: bool) -> bool:
+        return any(p.id == worker_id and p.has_room(action, durable) for p in self._live())
 
     def _live(self) -> list[_Peer]:
         if self._peers is None:
             from hatchlite.store.workers import live_workers_txn
 
-            self._peers = [
-                _Peer(worker_id, labels, actions, free)
-                for worker_id, labels, actions, free in live_workers_txn(self.conn, self.wall)
-            ]
+            self._peers = [_Peer(*row) for row in live_workers_txn(self.conn, self.wall)]
         return self._peers
 
 

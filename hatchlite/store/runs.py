@@ -42,14 +42,23 @@ def trigger_txn(
     limited: list[tuple[NewRun, WorkflowShape]] = []
     run_rows: list[tuple[object, ...]] = []
     task_rows: list[tuple[object, ...]] = []
+    created: set[str] = set()  # runs of this call (their rows are written below)
     for run in runs:
         shape = shapes.get(conn, run.workflow_name)
         key_run(shape, run)
+        if run.parent_task_run_id is not None:
+            # A child spawned before (same parent task, key or index) is that child:
+            # found first, so a re-spawn neither collides with nor takes a key.
+            existing = _existing_child(conn, run)
+            if existing is not None:
+                results.append(TriggerResult(existing[0], True, existing[1]))
+                continue
         if run.idempotency_key is not None and shape.idempotency is not None:
-            holder = _claim_idempotency_key(conn, shape, run, now)
+            holder = _claim_idempotency_key(conn, shape, run, now, created)
             if holder is not None:
                 results.append(TriggerResult(holder, False, "", collided=True))
                 continue
+        created.add(run.run_id)
         row = (
             run.run_id,
             run.workflow_name,
@@ -70,18 +79,7 @@ def trigger_txn(
             now,
         )
         if run.parent_task_run_id is not None:
-            cur = conn.execute(_INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1), row)
-            if not cur.rowcount:
-                existing = conn.execute(
-                    """SELECT id, status FROM workflow_runs WHERE parent_task_run_id = ?
-                       AND coalesce(child_key, 'index:' || child_index) = ?""",
-                    (
-                        run.parent_task_run_id,
-                        run.child_key if run.child_key is not None else f"index:{run.child_index}",
-                    ),
-                ).fetchone()
-                results.append(TriggerResult(existing[0], True, existing[1]))
-                continue
+            conn.execute(_INSERT_RUN, row)
         else:
             run_rows.append(row)
         if shape.limited or shape.rate_limited:
@@ -142,12 +140,26 @@ def trigger_txn(
     return results
 
 
+def _existing_child(conn: sqlite3.Connection, run: NewRun) -> tuple[str, str] | None:
+    """(id, status) of the child run spawned before with `run`'s identity, if any."""
+    row = conn.execute(
+        """SELECT id, status FROM workflow_runs WHERE parent_task_run_id = ?
+           AND coalesce(child_key, 'index:' || child_index) = ?""",
+        (
+            run.parent_task_run_id,
+            run.child_key if run.child_key is not None else f"index:{run.child_index}",
+        ),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
 def _claim_idempotency_key(
-    conn: sqlite3.Connection, shape: WorkflowShape, run: NewRun, now: float
+    conn: sqlite3.Connection, shape: WorkflowShape, run: NewRun, now: float, created: set[str]
 ) -> str | None:
     """Take the run's idempotency key, or return the id of the run that holds it: one
-    created within the ttl (status-based: and not ended). Decided in the trigger's
-    write transaction, so two processes racing on a key get one run."""
+    created within the ttl (status-based: and not ended; a run of this same call, whose
+    row is not written yet, holds it too). Decided in the trigger's write transaction,
+    so two processes racing on a key get one run."""
     spec = shape.idempotency
     assert spec is not None and run.idempotency_key is not None
     row = conn.execute(
@@ -158,7 +170,8 @@ def _claim_idempotency_key(
     ).fetchone()
     if row is not None:
         holder, expires_at, until_done, status = row
-        held = expires_at > now and not (until_done and status in (None, *TERMINAL))
+        ended = holder not in created and status in (None, *TERMINAL)  # None: purged
+        held = expires_at > now and not (until_done and ended)
         if held:
             return str(holder)
     conn.execute(

@@ -313,6 +313,7 @@ _V6 = [
     # The free slots a worker had at its last heartbeat: a worker leaves a task another
     # worker is preferred for (labels, sticky) only while that one has room.
     """ALTER TABLE workers ADD COLUMN free_slots INTEGER""",
+    """ALTER TABLE workers ADD COLUMN free_durable_slots INTEGER""",
 ]
 
 MIGRATIONS: list[tuple[int, list[str]]] = [

@@ -130,13 +130,17 @@ def heartbeat_txn(
     now: float,
     lease: float,
     actions: dict[str, list[str]] | None = None,
-    free: dict[str, int] | None = None,
+    free: dict[str, tuple[int, int]] | None = None,
 ) -> None:
+    """Renew leases; `free`: the (slots, durable slots) each worker has free now."""
     free = free or {}
     conn.executemany(
-        "UPDATE workers SET heartbeat_at = ?, expires_at = ?, free_slots = ? "
-        "WHERE id = ? AND status IN ('ACTIVE', 'PAUSED')",
-        [(now, now + lease, free.get(worker_id), worker_id) for worker_id in worker_ids],
+        "UPDATE workers SET heartbeat_at = ?, expires_at = ?, free_slots = ?, "
+        "free_durable_slots = ? WHERE id = ? AND status IN ('ACTIVE', 'PAUSED')",
+        [
+            (now, now + lease, *free.get(worker_id, (None, None)), worker_id)
+            for worker_id in worker_ids
+        ],
     )
     if actions:
         conn.executemany(
@@ -272,28 +276,28 @@ def live_actions_txn(conn: sqlite3.Connection, wall: float) -> set[str]:
 
 def live_workers_txn(
     conn: sqlite3.Connection, wall: float
-) -> list[tuple[str, dict[str, str | int], set[str], int]]:
-    """(id, labels, action ids, free slots at the last heartbeat) of workers that run
-    now and take tasks."""
+) -> list[tuple[str, dict[str, str | int], set[str], int, int]]:
+    """(id, labels, action ids, free slots and free durable slots at the last
+    heartbeat) of workers that run now and take tasks."""
     out = []
-    for (
-        worker_id,
-        pid,
-        hostname,
-        expires_at,
-        pid_start,
-        actions,
-        labels,
-        free,
-        slots,
-    ) in conn.execute(
+    for row in conn.execute(
         """SELECT id, pid, hostname, expires_at, pid_start, actions, labels, free_slots,
-                      slots
-               FROM workers WHERE status = 'ACTIVE' AND is_paused = 0"""
+                  slots, free_durable_slots, durable_slots
+           FROM workers WHERE status = 'ACTIVE' AND is_paused = 0"""
     ):
-        if not _gone(pid, hostname, expires_at, pid_start, wall):
-            free_slots = slots if free is None else free
-            out.append((worker_id, json.loads(labels), set(json.loads(actions)), free_slots))
+        worker_id, pid, hostname, expires_at, pid_start, actions, labels, *room = row
+        if _gone(pid, hostname, expires_at, pid_start, wall):
+            continue
+        free, slots, free_durable, durable_slots = room
+        out.append(
+            (
+                worker_id,
+                json.loads(labels),
+                set(json.loads(actions)),
+                slots if free is None else free,
+                durable_slots if free_durable is None else free_durable,
+            )
+        )
     return out
 
 
