@@ -53,7 +53,7 @@ def build(hatchet: Hatchet) -> Tasks:
     )
     # Hatchet takes the list form here too; hatchlite's `hatchet.task` types only the
     # dict form (Workflow.task takes both), hence the ignore.
-    big_memory = hatchet.task(  # type: ignore[call-overload]
+    big_memory = hatchet.task(
         name="big-memory", input_validator=Job, desired_worker_labels=[more_than_32]
     )(where)
     small_memory = hatchet.task(
