@@ -38,7 +38,7 @@ def ran_so_far(run_ids: list[str]) -> int:
     with the clock standing still, no other run can start until it moves."""
     while True:
         status = [hatchet.runs.get_status(run_id) for run_id in run_ids]
-        [limit] = hatchet.rate_limits.list(search="geocoder").rows or []
+        [limit] = hatchet.rate_limits.list(search="geocoder")
         done = status.count(V1TaskStatus.COMPLETED)
         if V1TaskStatus.RUNNING not in status and (limit.value == 0 or done == len(run_ids)):
             return done

@@ -41,6 +41,7 @@ from hatchlite.features.events import (
     Event,
     PushEventOptions,
 )
+from hatchlite.limits import LimitKeyError, RateLimitError
 from hatchlite.models import (
     BulkCancelReplayOpts,
     RunFilter,
@@ -100,6 +101,7 @@ __all__ = [
     "InputValidationError",
     "InvalidDefinitionError",
     "LifespanSetupError",
+    "LimitKeyError",
     "LoopAlreadyRunningError",
     "NonDeterminismError",
     "NonRetryableException",
@@ -110,6 +112,7 @@ __all__ = [
     "PushEventOptions",
     "RateLimit",
     "RateLimitDuration",
+    "RateLimitError",
     "RetryAfterException",
     "RunFilter",
     "RunNotFoundError",

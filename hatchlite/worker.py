@@ -65,7 +65,7 @@ class Worker:
         self._client = client
         self._slots = slots
         self._durable_slots = durable_slots
-        self.labels = dict(labels or {})
+        self.labels = _checked_labels(name, labels or {})
         self._lifespan = lifespan
         self.shutdown_grace = shutdown_grace
         self._workflows: list[BaseWorkflow[Any]] = []
@@ -242,3 +242,16 @@ class Worker:
             os._exit(1)
         logger.info("worker %s: got %s, draining", self.name, signal.Signals(signum).name)
         self.stop()
+
+
+def _checked_labels(worker: str, labels: dict[str, str | int]) -> dict[str, str | int]:
+    """A worker's labels: str keys, str or int values (as Hatchet's `WorkerLabel`)."""
+    out: dict[str, str | int] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(
+                f"worker {worker!r}: labels map str keys to str or int values, got "
+                f"{key!r}: {value!r}"
+            )
+        out[key] = value
+    return out

@@ -312,9 +312,42 @@ async def test_cancel_in_progress_keeps_the_newest_and_stops_running_older_ones(
     for run_id in cancelled:
         [message] = limit_messages(hatchet, run_id)
         assert "'k'" in message and "CANCEL_IN_PROGRESS" in message, message
+    for run_id in cancelled[:max_runs]:  # these were running: one CANCELLED, after STARTED
+        kinds = [e.event_type for e in hatchet.runs.get(run_id).task_events]
+        assert kinds.count(V1TaskEventType.CANCELLED) == 1, kinds
+        assert kinds[-1] == V1TaskEventType.CANCELLED and V1TaskEventType.STARTED in kinds
     for run_id in [*kept, other]:
         assert limit_messages(hatchet, run_id) == []
     assert slots(db_path) == []
+
+
+async def test_an_admitted_waiter_queues_behind_runs_of_other_keys_ready_before_it(
+    db_path: str,
+) -> None:
+    """One slot, at most one per user: ann-1 runs, bob-1 (ready since it was triggered)
+    goes before ann-2 (ready only when ann-1 ended), then ann-2, ann-3."""
+    client = Hatchet(db=db_path, auto_worker=False)
+    order: list[str] = []
+    try:
+        wf = client.workflow(
+            name="exports", input_validator=Job, concurrency=limit("input.group", 1)
+        )
+
+        @wf.task()
+        async def export(input: Job, ctx: Context) -> None:
+            order.append(f"{input.group}-{input.n}")
+
+        jobs = [Job(group="ann", n=1), Job(group="ann", n=2), Job(group="ann", n=3)]
+        refs = [await wf.aio_run_no_wait(job) for job in [*jobs, Job(group="bob", n=1)]]
+        worker = client.worker("one-slot", slots=1, workflows=[wf])
+        serving = asyncio.create_task(worker.aio_start())
+        for ref in refs:
+            await asyncio.wait_for(ref.aio_result(), 5)
+        worker.stop()
+        await serving
+    finally:
+        await client.aio_close()
+    assert order == ["ann-1", "bob-1", "ann-2", "ann-3"]
 
 
 @pytest.mark.parametrize("scope", SCOPES)

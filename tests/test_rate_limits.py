@@ -134,7 +134,7 @@ def count(db: str, table: str) -> int:
 
 def left(hatchet: Hatchet, key: str) -> int:
     """The units left of `key`, as `rate_limits.list` reports them."""
-    rows = hatchet.rate_limits.list(search=key).rows or []
+    rows = hatchet.rate_limits.list(search=key)
     [row] = [r for r in rows if r.key == key]
     return row.value
 
@@ -270,7 +270,7 @@ async def test_a_window_survives_a_restart(tmp_path: Path) -> None:
     try:
         # A program puts its limits when it starts: the same limit again keeps the window.
         await second.rate_limits.aio_put("quota", 5, MINUTE)
-        [row] = (await second.rate_limits.aio_list()).rows or []
+        [row] = await second.rate_limits.aio_list()
         assert (row.key, row.limit_value, row.value, row.last_refill) == ("quota", 5, 3, START)
 
         quota_call = limited_task(second, "quota_call", RateLimit(static_key="quota"))
@@ -308,7 +308,7 @@ async def test_a_dynamic_key_gives_each_value_its_own_window(env: Env) -> None:
     await wait_until(lambda: started(db, "per_user") == 5)
     await env.stepped()
     assert set(starts(db, "per_user")) == {0, 1, 3, 4, 6}
-    rows = (await h.rate_limits.aio_list()).rows or []
+    rows = await h.rate_limits.aio_list()
     assert [(r.key, r.limit_value, r.value, r.window) for r in rows] == [
         ("a", 2, 0, "1 minute"),
         ("b", 2, 0, "1 minute"),
@@ -345,7 +345,7 @@ async def test_units_and_limits_may_be_cel_expressions(env: Env) -> None:
     await wait_until(lambda: started(db, "by_quota") == 1)
     await env.stepped()
     assert set(starts(db, "by_quota")) == {0}
-    [row] = (await h.rate_limits.aio_list(search="org-")).rows or []
+    [row] = await h.rate_limits.aio_list(search="org-")
     assert (row.key, row.limit_value, row.value) == ("org-x", 1, 0)
 
     clock.advance(60)
@@ -380,7 +380,7 @@ async def test_a_dynamic_key_may_use_the_outputs_of_parents(env: Env) -> None:
     await env.stepped()
     assert set(starts(db, "second")) == {0, 2}
     assert started(db, "first") == 3
-    rows = (await h.rate_limits.aio_list(search="t-")).rows or []
+    rows = await h.rate_limits.aio_list(search="t-")
     assert [(r.key, r.limit_value, r.value) for r in rows] == [("t-a", 1, 0), ("t-b", 1, 0)]
 
     clock.advance(60)
@@ -401,8 +401,7 @@ async def test_put_and_list(env: Env) -> None:
     used = limited_task(h, "used", RateLimit(static_key="a-key", units=3))
     assert await asyncio.wait_for(used.aio_run(Job()), 3) == {"n": 0}
 
-    listed = h.rate_limits.list()
-    rows = listed.rows or []
+    rows = h.rate_limits.list()
     assert [(r.key, r.limit_value, r.value, r.window) for r in rows] == [
         ("a-key", 10, 7, "1 minute"),
         ("b-key", 5, 5, "1 second"),
@@ -412,10 +411,9 @@ async def test_put_and_list(env: Env) -> None:
     assert {r.tenant_id for r in rows} == {h.tenant_id}
     assert {r.last_refill for r in rows} == {START}
     assert all(r.last_refill.tzinfo is not None for r in rows)
-    assert listed.pagination is not None and listed.pagination.num_pages == 1
 
     def keys(**kwargs: Any) -> list[str]:
-        return [r.key for r in (h.rate_limits.list(**kwargs).rows or [])]
+        return [r.key for r in h.rate_limits.list(**kwargs)]
 
     assert keys(search="key") == ["a-key", "b-key", "c_key"]
     assert keys(search="_") == ["c_key"]  # `_` is a character, not a LIKE wildcard
@@ -440,22 +438,17 @@ async def test_put_and_list(env: Env) -> None:
         "day",
         "a-key",
     ]
-    page = h.rate_limits.list(offset=2, limit=2)
-    assert page.pagination is not None
-    assert (page.pagination.current_page, page.pagination.num_pages) == (2, 2)
-    assert (await h.rate_limits.aio_list(search="day")).rows == h.rate_limits.list(
-        search="day"
-    ).rows
+    assert await h.rate_limits.aio_list(search="day") == h.rate_limits.list(search="day")
 
     # Changing a limit changes it in place; the window it is in goes on.
     h.rate_limits.put("b-key", 8, SECOND)
-    [row] = h.rate_limits.list(search="b-key").rows or []
+    [row] = h.rate_limits.list(search="b-key")
     assert (row.limit_value, row.window, row.last_refill) == (8, "1 second", START)
     with pytest.raises(ValueError):
         h.rate_limits.put("zero", 0)
     with pytest.raises(ValueError):
         h.rate_limits.put("", 1)
-    assert len(h.rate_limits.list().rows or []) == 4
+    assert len(h.rate_limits.list()) == 4
 
 
 async def test_list_shows_a_full_window_once_the_last_one_is_over(env: Env) -> None:
@@ -510,7 +503,7 @@ async def test_pause_holds_queued_runs_until_it_ends_and_is_never_shortened(env:
         h.rate_limits.pause("never-put", START)
     with pytest.raises(LookupError, match="no rate limit"):
         await h.rate_limits.aio_pause("never-put", START)
-    assert [r.key for r in h.rate_limits.list().rows or []] == ["api"]
+    assert [r.key for r in h.rate_limits.list()] == ["api"]
 
 
 class PauseFor(BaseModel):
@@ -644,7 +637,7 @@ async def test_trigger_errors_store_nothing(env: Env) -> None:
 
     assert count(db, "workflow_runs") == 0
     assert count(db, "task_runs") == 0
-    assert [r.key for r in (await h.rate_limits.aio_list()).rows or []] == ["small"]
+    assert [r.key for r in await h.rate_limits.aio_list()] == ["small"]
 
 
 @pytest.mark.parametrize(
@@ -674,7 +667,7 @@ async def test_a_limit_that_fails_when_a_child_task_is_queued_fails_that_task(
         await outcome(ref)
     [error] = failed.value.exceptions
     assert str(limit.static_key or limit.dynamic_key) in error.exc
-    assert [r.key for r in (await h.rate_limits.aio_list()).rows or []] == []
+    assert [r.key for r in await h.rate_limits.aio_list()] == []
 
 
 # -- 5. RetryAfterException ------------------------------------------------------------
@@ -806,7 +799,7 @@ def test_a_limit_holds_across_two_worker_processes(tmp_path: Path) -> None:
 
         # The first window opens now; all the runs are queued at once.
         client.rate_limits.put(rate_limit_worker.KEY, LIMIT, SECOND)
-        [row] = client.rate_limits.list().rows or []
+        [row] = client.rate_limits.list()
         opened = row.last_refill.timestamp()
         shot.run_many_no_wait(
             [shot.create_bulk_run_item(rate_limit_worker.Shot(n=n)) for n in range(RUNS)]

@@ -76,7 +76,7 @@ def normalize_concurrency(
 
     if value is None:
         return []
-    if isinstance(value, bool):
+    if isinstance(value, bool | str | bytes):
         raise InvalidDefinitionError(f"{where}: invalid concurrency {value!r}")
     if isinstance(value, int):
         if value <= 0:

@@ -105,6 +105,12 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         self._by_name: dict[str, Task[TWorkflowInput, Any]] | None = None
         self.warn_unenforced(*(param for param, value in (("on_crons", config.on_crons),) if value))
         _check_triggers(config)
+        if config.task_defaults.priority is not None:
+            warn_user(
+                f"workflow {config.name!r}: TaskDefaults.priority has no effect (nor in "
+                f"Hatchet): set default_priority on the workflow, or priority per run",
+                UnenforcedParameterWarning,
+            )
         try:
             idempotency_spec(config.idempotency, f"workflow {config.name!r}")
         except ValueError as exc:
@@ -377,10 +383,12 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         except ValueError as exc:
             raise InvalidDefinitionError(str(exc)) from exc
         for limit in rate_limits or []:
-            if limit.static_key and limit.limit is not None:
+            ignored = [f for f in ("limit", "duration") if f in limit.model_fields_set]
+            if limit.static_key and ignored:
                 warn_user(
-                    f"{where}: rate limit {limit.static_key!r}: `limit` is ignored for a "
-                    f"static key (its limit is what hatchet.rate_limits.put set)",
+                    f"{where}: rate limit {limit.static_key!r}: "
+                    f"{' and '.join(f'`{f}`' for f in ignored)} ignored for a static key "
+                    f"(its limit and window are what hatchet.rate_limits.put set)",
                     UserWarning,
                 )
 

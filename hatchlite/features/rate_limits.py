@@ -3,14 +3,14 @@ and dynamic) with what is left of its window, and pause one."""
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hatchlite.features.summaries import pagination
+from hatchlite.exceptions import HatchliteError
 from hatchlite.limits import WINDOWS
 from hatchlite.models import (
     RateLimit,
-    RateLimitList,
     RateLimitOrderByDirection,
     RateLimitOrderByField,
 )
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _WINDOW_NAMES = {seconds: duration.value.lower() for duration, seconds in WINDOWS.items()}
 
 
-class RateLimitNotFoundError(LookupError):
+class RateLimitNotFoundError(HatchliteError, LookupError):
     """No rate limit has the given key."""
 
 
@@ -70,12 +70,12 @@ class RateLimitsClient:
         search: str | None,
         order_by_field: RateLimitOrderByField | None,
         order_by_direction: RateLimitOrderByDirection | None,
-    ) -> RateLimitList:
+    ) -> builtins.list[RateLimit]:
         engine = self._client._engine
         await engine.ensure_started()
         field = RateLimitOrderByField(order_by_field or RateLimitOrderByField.KEY)
         direction = RateLimitOrderByDirection(order_by_direction or RateLimitOrderByDirection.ASC)
-        records, total = await engine.store.rate_limits(
+        records, _ = await engine.store.rate_limits(
             search,
             field.value,
             direction is RateLimitOrderByDirection.DESC,
@@ -83,9 +83,7 @@ class RateLimitsClient:
             limit,
             engine.clock.time(),
         )
-        return RateLimitList(
-            rows=[self._row(r) for r in records], pagination=pagination(offset or 0, limit, total)
-        )
+        return [self._row(r) for r in records]
 
     async def _pause(self, key: str, until: datetime) -> datetime:
         engine = self._client._engine
@@ -113,9 +111,9 @@ class RateLimitsClient:
         search: str | None = None,
         order_by_field: RateLimitOrderByField | None = None,
         order_by_direction: RateLimitOrderByDirection | None = None,
-    ) -> RateLimitList:
+    ) -> builtins.list[RateLimit]:
         """Every rate limit (static, and dynamic ones tasks created), with the units
-        left in its current window."""
+        left in its current window (a list, as Hatchet's SDK returns)."""
         return RUNTIME.call(self._list, offset, limit, search, order_by_field, order_by_direction)
 
     async def aio_list(
@@ -125,7 +123,7 @@ class RateLimitsClient:
         search: str | None = None,
         order_by_field: RateLimitOrderByField | None = None,
         order_by_direction: RateLimitOrderByDirection | None = None,
-    ) -> RateLimitList:
+    ) -> builtins.list[RateLimit]:
         return await RUNTIME.acall(
             self._list, offset, limit, search, order_by_field, order_by_direction
         )

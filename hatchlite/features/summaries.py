@@ -366,6 +366,14 @@ def timeline(
         own = extras.get(task.id, [])
         replays = {e.retry_count for e in own if e.event_type == "RETRIED_BY_USER"}
         events = _task_timeline(task, by_task.get(task.id, []), replays)
+        # A cancel that said why (a concurrency limit) stands for the attempt's CANCELLED.
+        explained = {e.retry_count for e in own if e.event_type == "CANCELLED"}
+        if explained:
+            events = [
+                e
+                for e in events
+                if not (e.type is V1TaskEventType.CANCELLED and e.retry_count in explained)
+            ]
         for extra in own:
             _place(
                 events,
@@ -385,7 +393,14 @@ def timeline(
 
 def _place(events: list[_Event], extra: _Event) -> None:
     """Put an event of its own row where it belongs among the derived ones: a replay
-    just before the attempt it queued, anything else just after that attempt's QUEUED."""
+    just before the attempt it queued, a cancel after that attempt's last event,
+    anything else just after that attempt's QUEUED."""
+    if extra.type is V1TaskEventType.CANCELLED:
+        last = max(
+            (i for i, e in enumerate(events) if e.retry_count == extra.retry_count), default=-1
+        )
+        events.insert(last + 1 if last >= 0 else len(events), extra)
+        return
     for index, event in enumerate(events):
         if event.type is V1TaskEventType.QUEUED and event.retry_count == extra.retry_count:
             before = extra.type is V1TaskEventType.RETRIED_BY_USER

@@ -40,7 +40,7 @@ class LocalWorker:
         self.workflows = workflows
         self.slots = slots
         self.durable_slots = durable_slots
-        self.labels = dict(labels or {})
+        self.labels = labels if labels is not None else {}  # the Worker's own dict
         self.used = 0
         self.used_durable = 0
         self.accepting = True

@@ -282,9 +282,11 @@ class Limits:
         )
 
     def _unblock(self, task_id: str) -> None:
+        """Let it be claimed, ready from now: it queues behind what was ready before."""
         self.conn.execute(
-            "UPDATE task_runs SET held = 0 WHERE id = ? AND status = 'QUEUED' AND held = ?",
-            (task_id, HELD_BY_LIMIT),
+            """UPDATE task_runs SET held = 0, available_at = max(available_at, ?)
+               WHERE id = ? AND status = 'QUEUED' AND held = ?""",
+            (self.settler.now, task_id, HELD_BY_LIMIT),
         )
 
     def _has_rows(self, scope: str, owner_id: str) -> bool:

@@ -11,6 +11,7 @@ and holds no slot meanwhile. A paused limit gives no units until its pause ends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ def put_txn(conn: sqlite3.Connection, key: str, limit: int, window: float, now: 
 def upsert_dynamic_txn(
     conn: sqlite3.Connection, key: str, limit: int, window: float, now: float
 ) -> None:
-    """A dynamic key's limit comes with each task that uses it: the latest wins."""
+    """A dynamic key's limit comes with each task that uses it: the latest wins (a key
+    that names a static limit takes that limit as it is)."""
     conn.execute(
         """INSERT INTO rate_limits (key, limit_value, value, window_seconds, last_refill,
                is_static, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?)
@@ -56,8 +58,8 @@ def upsert_dynamic_txn(
                                   value + excluded.limit_value - limit_value)),
                limit_value = excluded.limit_value, window_seconds = excluded.window_seconds,
                updated_at = excluded.updated_at
-           WHERE limit_value != excluded.limit_value
-              OR window_seconds != excluded.window_seconds""",
+           WHERE is_static = 0 AND (limit_value != excluded.limit_value
+              OR window_seconds != excluded.window_seconds)""",
         (key, limit, limit, window, now, now),
     )
 
@@ -182,8 +184,8 @@ def list_txn(
     limit: int | None,
     now: float,
 ) -> tuple[list[RateLimitRecord], int]:
-    """A page of the limits as of `now`: a window that is over shows full, from when it
-    refilled (as the next take would see it)."""
+    """A page of the limits as of `now`: a window that is over shows full (as the next
+    take will find it)."""
     where, params = "", []
     if search:
         where, params = "WHERE key LIKE ? ESCAPE '\\'", [f"%{_escape(search)}%"]
@@ -203,17 +205,10 @@ def list_txn(
 
 
 def _current(record: RateLimitRecord, now: float) -> RateLimitRecord:
+    """A window that is over is full (the next take refills it and starts a window)."""
     if now < record.last_refill + record.window_seconds:
         return record
-    windows = int((now - record.last_refill) // record.window_seconds)
-    return RateLimitRecord(
-        record.key,
-        record.limit_value,
-        record.limit_value,
-        record.window_seconds,
-        record.last_refill + windows * record.window_seconds,
-        record.paused_until,
-    )
+    return dataclasses.replace(record, value=record.limit_value)
 
 
 def _escape(text: str) -> str:

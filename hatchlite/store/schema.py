@@ -259,7 +259,9 @@ _V6 = [
     # claim's index; its schedule timeout still runs.
     """ALTER TABLE task_runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0""",
     """DROP INDEX task_runs_queue""",
-    """CREATE INDEX task_runs_queue ON task_runs (workflow_name, priority DESC, seq)
+    # A workflow's queue, in the claim's order: priority, then when each task run became
+    # ready (a run a limit admitted late queues behind those that waited less).
+    """CREATE INDEX task_runs_queue ON task_runs (workflow_name, priority DESC, available_at, seq)
         WHERE status = 'QUEUED' AND held = 0""",
     """CREATE INDEX task_runs_parked ON task_runs (available_at)
         WHERE status = 'QUEUED' AND held = 2""",

@@ -56,9 +56,10 @@ def claim_txn(
 ) -> list[ClaimedTask]:
     """Take up to the worker's free slots of ready tasks (none of `paused` workflows).
 
-    Each workflow's queue is read highest priority first, then oldest first; the
-    queues are interleaved by the age of their heads, so a flood of high-priority runs
-    of one workflow does not starve another's older runs.
+    Each workflow's queue is read highest priority first, then by when each task run
+    became ready (queued, admitted by a concurrency limit, back from a retry's backoff
+    or a rate limit); the queues are interleaved by the age of their heads, so a flood
+    of high-priority runs of one workflow does not starve another's older runs.
 
     A task run the workflow's registered definition lacks fails (no process can run
     it); one this worker has no code for is left for a worker that has (another
@@ -73,10 +74,10 @@ def claim_txn(
     elsewhere = _Elsewhere(conn, wall)
     page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
     queues = [_Queue(conn, name, now, page) for name in workflows]
-    heads = [(head[0], n) for n, q in enumerate(queues) if (head := q.head()) is not None]
+    heads = [(head[11], head[0], n) for n, q in enumerate(queues) if (head := q.head()) is not None]
     heapq.heapify(heads)
     while heads and not picker.done:
-        _, n = heapq.heappop(heads)
+        *_, n = heapq.heappop(heads)
         queue = queues[n]
         row = queue.pop()
         _, task_id, run_id, wf_name, task_name, retry_count, *_ = row
@@ -91,7 +92,7 @@ def claim_txn(
             picker.offer(row, shape)
         head = queue.head()
         if head is not None:
-            heapq.heappush(heads, (head[0], n))
+            heapq.heappush(heads, (head[11], head[0], n))
     chosen = picker.chosen
     if not chosen:
         return []
@@ -114,9 +115,9 @@ def claim_txn(
 
 
 class _Queue:
-    """One workflow's ready task runs, highest priority then oldest first, read a page
-    at a time (after the last row read: rows failed or claimed meanwhile do not shift
-    it)."""
+    """One workflow's ready task runs, highest priority then longest ready first, read a
+    page at a time (after the last row read: rows failed or claimed meanwhile do not
+    shift it)."""
 
     def __init__(self, conn: sqlite3.Connection, workflow_name: str, now: float, page: int):
         self.conn = conn
@@ -127,7 +128,7 @@ class _Queue:
         self.rows: list[tuple[Any, ...]] = []
         self.at = 0
         self.more = True
-        self.after: tuple[int, int] | None = None  # (priority, seq) of the last row read
+        self.after: tuple[int, float, int] | None = None  # (priority, ready at, seq) last read
 
     def head(self) -> tuple[Any, ...] | None:
         if self.at >= len(self.rows) and not self._fetch():
@@ -144,15 +145,17 @@ class _Queue:
             return False
         after, params = "", [self.workflow_name, self.now]
         if self.after is not None:
-            after = "AND (priority < ? OR (priority = ? AND seq > ?))"
-            params += [self.after[0], self.after[0], self.after[1]]
+            priority, ready, seq = self.after
+            after = """AND (priority < ? OR (priority = ? AND (available_at > ?
+                        OR (available_at = ? AND seq > ?))))"""
+            params += [priority, priority, ready, ready, seq]
         self.rows = self.conn.execute(
             f"""SELECT seq, id, workflow_run_id, workflow_name, task_name, retry_count,
-                       priority, queued_at, lost_count, rate_limits, routing
+                       priority, queued_at, lost_count, rate_limits, routing, available_at
                 FROM task_runs
                 WHERE status = 'QUEUED' AND held = 0 AND workflow_name = ?
                   AND available_at <= ? {after}
-                ORDER BY priority DESC, seq LIMIT ?""",
+                ORDER BY priority DESC, available_at, seq LIMIT ?""",
             (*params, self.page),
         ).fetchall()
         self.at = 0
@@ -160,7 +163,7 @@ class _Queue:
         self.more = len(self.rows) == self.page
         if self.rows:
             last = self.rows[-1]
-            self.after = (last[6], last[0])
+            self.after = (last[6], last[11], last[0])
         return bool(self.rows)
 
 
@@ -225,6 +228,7 @@ class _Picker:
             lost,
             rl,
             route,
+            _,
         ) = row
         task = shape.task(task_name)
         if lost and (self.req.busy or self.chosen):
