@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,3 +59,28 @@ def wait_until_sync(condition: Callable[[], bool], timeout: float = 60.0, what: 
 async def outcome(ref: Any, timeout: float = 3.0) -> Any:
     """`await ref.aio_result()`, bounded in real time."""
     return await asyncio.wait_for(ref.aio_result(), timeout)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn_worker(module: str, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m tests.procs.<module> *args` (a worker process), output to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", f"tests.procs.{module}", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def worker_up(db: str, proc: subprocess.Popen[bytes]) -> bool:
+    """The worker process exited, or registered itself as ACTIVE on `db`."""
+    if proc.poll() is not None:
+        return True
+    try:
+        sql = "SELECT 1 FROM workers WHERE pid = ? AND status = 'ACTIVE'"
+        return bool(query(db, sql, (proc.pid,)))
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return False

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -48,9 +45,8 @@ from hatchlite.cel import InvalidCELError, compile_expression, evaluate_value
 from hatchlite.limits import LimitKeyError, key_value
 from hatchlite.models import V1TaskEventType
 from hatchlite.testing import TestClock
-from tests.conftest import outcome, query, wait_until, wait_until_sync
+from tests.conftest import outcome, query, spawn_worker, wait_until, wait_until_sync, worker_up
 from tests.procs import limits_worker
-from tests.test_processes import ROOT
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -768,24 +764,7 @@ async def test_a_replayed_run_waits_for_its_workflow_limit_again(
 
 
 def start_worker(db: str, log: Path, slots_per_worker: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.procs.limits_worker", db, str(slots_per_worker)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def up(db: str, proc: subprocess.Popen[bytes]) -> bool:
-    """The worker process exited, or registered itself as ACTIVE."""
-    if proc.poll() is not None:
-        return True
-    try:
-        sql = "SELECT 1 FROM workers WHERE pid = ? AND status = 'ACTIVE'"
-        return bool(query(db, sql, (proc.pid,)))
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return False
+    return spawn_worker("limits_worker", [db, str(slots_per_worker)], log)
 
 
 @pytest.mark.timeout(60)
@@ -804,7 +783,7 @@ def test_limits_hold_across_two_worker_processes(tmp_path: Path) -> None:
     procs = [start_worker(db, log, 1) for log in logs]
     try:
         for proc, log in zip(procs, logs, strict=True):
-            wait_until_sync(partial(up, db, proc), what="worker registration")
+            wait_until_sync(partial(worker_up, db, proc), what="worker registration")
             assert proc.poll() is None, log.read_text()
         results = [ref.result() for ref in refs]
         for proc in procs:

@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -47,7 +44,7 @@ from hatchlite.models import V1TaskEventType
 from hatchlite.store.records import LabelSpec
 from hatchlite.store.routing import DEFAULT_WEIGHT, Routing, label_specs, satisfies
 from hatchlite.types import TriggerWorkflowOptions
-from tests.conftest import query, wait_until, wait_until_sync
+from tests.conftest import query, spawn_worker, wait_until, wait_until_sync, worker_up
 from tests.procs import labels_worker
 
 pytestmark = pytest.mark.timeout(30)
@@ -122,24 +119,7 @@ async def status(client: Hatchet, run_id: str) -> V1TaskStatus:
 def start_labelled(
     db: str, log: Path, name: str, labels: dict[str, Any]
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.procs.labels_worker", db, name, json.dumps(labels), "2"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def registered(db: str, proc: subprocess.Popen[bytes]) -> bool:
-    """The worker process exited, or registered itself as ACTIVE."""
-    if proc.poll() is not None:
-        return True
-    try:
-        sql = "SELECT 1 FROM workers WHERE pid = ? AND status = 'ACTIVE'"
-        return bool(query(db, sql, (proc.pid,)))
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return False
+    return spawn_worker("labels_worker", [db, name, json.dumps(labels), "2"], log)
 
 
 @pytest.mark.timeout(60)
@@ -156,7 +136,7 @@ def test_labels_route_between_two_worker_processes(tmp_path: Path) -> None:
     counts = {"anywhere": 60, "gpu-only": 40, "big-memory": 20, "small-memory": 20}
     try:
         for name, proc in procs.items():
-            wait_until_sync(lambda: registered(db, proc), timeout=20, what=f"{name} registration")
+            wait_until_sync(lambda: worker_up(db, proc), timeout=20, what=f"{name} registration")
             assert proc.poll() is None, logs[name].read_text()
         refs = {
             task: tasks[task].run_many_no_wait(
