@@ -364,11 +364,23 @@ def _rendered(expression: str, variables: dict[str, Any], what: str) -> Any:
 
 
 def _int(value: str | int | None, variables: dict[str, Any], what: str) -> int:
+    """A whole number that SQLite can store (64 bits)."""
     if isinstance(value, str):
         value = _rendered(value, variables, what)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise RateLimitError(f"{what} must be an integer, got {describe(value)}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise RateLimitError(f"{what} must be an integer, got {_shown(value)}")
+    if value in (float("inf"), float("-inf")) or value != int(value):
+        raise RateLimitError(f"{what} must be an integer, got {_shown(value)}")
+    if not _INT64[0] <= int(value) <= _INT64[1]:
+        raise RateLimitError(f"{what} is out of range (64-bit integers), got {_shown(value)}")
     return int(value)
+
+
+def _shown(value: Any) -> str:
+    try:
+        return describe(value)
+    except Exception:
+        return repr(value)
 
 
 __all__ = [

@@ -55,7 +55,7 @@ class RateLimitsClient:
     async def _put(self, key: str, limit: int, duration: RateLimitDuration) -> None:
         if not key:
             raise ValueError("a rate limit needs a key")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit < 2**63:
             raise ValueError(f"rate limit {key!r}: limit must be a positive int, got {limit!r}")
         window = WINDOWS[RateLimitDuration(duration)]
         engine = self._client._engine

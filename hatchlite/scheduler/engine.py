@@ -230,8 +230,11 @@ class Engine:
                 self.define(wf)
             await self.register(worker.workflows)
             self.explicit_worker_started = True
-            if self.implicit_worker is not None:
+            if self.implicit_worker is not None and self.implicit_worker.accepting:
                 self.implicit_worker.accepting = False
+                # Shown as draining: routing does not leave tasks to it any more.
+                with contextlib.suppress(Exception):
+                    await self.store.mark_draining(self.implicit_worker.id)
         else:
             await self.register_defined()  # the implicit worker serves them all
         actions = worker.action_ids(self.defined)
@@ -304,6 +307,14 @@ class Engine:
         self._last_activity = time.monotonic()
         self.wake()
         return outcome.results
+
+    async def _sync_running(self) -> None:
+        """Stop executions here whose task runs were cancelled in the store by a step
+        that did not report them (a limit admitting a waiter while workers were
+        released)."""
+        if self._executions:
+            with contextlib.suppress(Exception):
+                self._abort_local(await self.store.cancelled_among(list(self._executions)))
 
     def _abort_local(self, task_ids: list[str]) -> None:
         """Stop the executions here of task runs cancelled in the store."""
@@ -379,7 +390,8 @@ class Engine:
     async def replay(self, ids: list[str]) -> list[str]:
         """Queue finished runs (or task runs) again; see `RunsClient.replay`."""
         await self.ensure_started()
-        replayed, finished = await self.store.replay(ids, self.clock.time())
+        replayed, finished, cancelled = await self.store.replay(ids, self.clock.time())
+        self._abort_local(cancelled)
         if finished:
             self._deliver_later(list(finished))
         self._last_activity = time.monotonic()
@@ -654,6 +666,7 @@ class Engine:
             self._apply_paused(paused)
             if requeued:
                 logger.warning("re-queued %d task runs of workers that are gone", requeued)
+                await self._sync_running()  # their limits may have cancelled ours
                 self.wake()
 
     def _apply_paused(self, paused: set[str]) -> None:

@@ -6,12 +6,15 @@ database thread (see `db.py`), so concurrent callers share transactions.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hatchlite.limits import LimitKeyError
 from hatchlite.store import durable as _durable
 from hatchlite.store import events as _events
 from hatchlite.store import gates as _gates
@@ -67,6 +70,9 @@ __all__ = [
     "WorkerRow",
     "WorkflowShape",
 ]
+
+
+logger = logging.getLogger("hatchlite")
 
 
 @dataclass(slots=True)
@@ -188,7 +194,11 @@ class Store:
         """The registered shape of a workflow; `UnknownWorkflowError` if none."""
         return await self._read(self.shapes.get, workflow_name)
 
-    async def replay(self, ids: list[str], now: float) -> tuple[list[str], dict[str, str]]:
+    async def replay(
+        self, ids: list[str], now: float
+    ) -> tuple[list[str], dict[str, str], list[str]]:
+        """Replay runs; returns those replayed, those that ended at once, and running
+        task runs a concurrency limit cancelled meanwhile."""
         return await self.db.run(lambda conn: _runs.replay_txn(conn, ids, self.shapes, now))
 
     # -- reading runs back -------------------------------------------------------------
@@ -467,9 +477,9 @@ class Store:
                 result.satisfied.update(self._meet(settler, met))
                 runs = _triggers.runs_for_event_txn(conn, self.shapes, stored, self.listeners)
                 if runs:
-                    made = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+                    made = _start_event_runs(conn, runs, self.shapes, now, settler, stored.id)
                     # A run whose idempotency key is held is skipped, silently.
-                    kept = [(r, t) for r, t in zip(runs, made, strict=True) if not t.collided]
+                    kept = [(r, t) for r, t in made if not t.collided]
                     results.extend(t for _, t in kept)
                     started.extend(r for r, _ in kept)
                     result.triggered[stored.id] = [(r.run_id, r.filter_id) for r, _ in kept]
@@ -558,6 +568,10 @@ class Store:
 
         return await self.db.run(job)
 
+    async def cancelled_among(self, task_ids: list[str]) -> list[str]:
+        """The task runs of `task_ids` that are no longer RUNNING here (cancelled)."""
+        return await self._read(_tasks.cancelled_among, task_ids)
+
     async def release_worker(self, worker_id: str, now: float) -> int:
         """A worker stopped: mark it so and re-queue the task runs it still held."""
 
@@ -581,3 +595,34 @@ class Store:
 def _earliest(*instants: float | None) -> float | None:
     known = [t for t in instants if t is not None]
     return min(known) if known else None
+
+
+def _start_event_runs(
+    conn: sqlite3.Connection,
+    runs: list[NewRun],
+    shapes: ShapeCache,
+    now: float,
+    settler: _settle.Settler,
+    event_id: str,
+) -> list[tuple[NewRun, TriggerResult]]:
+    """Create the runs an event starts, all at once; if one cannot start (a rate limit
+    of its first tasks fails on the event), each on its own, leaving that one out (and
+    logged): the event and the other listeners' runs are kept."""
+    try:
+        made = settler.attempt(lambda: _runs.trigger_txn(conn, runs, shapes, now, settler))
+        return list(zip(runs, made, strict=True))
+    except LimitKeyError:
+        pass
+    out = []
+    for run in runs:
+        try:
+            [one] = settler.attempt(
+                functools.partial(_runs.trigger_txn, conn, [run], shapes, now, settler)
+            )
+        except LimitKeyError as exc:
+            logger.warning(
+                "event %s starts no run of workflow %r: %s", event_id, run.workflow_name, exc
+            )
+            continue
+        out.append((run, one))
+    return out

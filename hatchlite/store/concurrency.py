@@ -13,6 +13,7 @@ keeps all its queued tasks held.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 
 from hatchlite.store.records import ConcurrencySpec, WorkflowShape
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 HELD_BY_LIMIT = 1  # task_runs.held of a queued task run a limit has not admitted
 RUN, TASK = "RUN", "TASK"
+logger = logging.getLogger("hatchlite")
 LATER, WAITING, HELD = "LATER", "WAITING", "HELD"
 
 
@@ -65,7 +67,8 @@ class Limits:
                 "SELECT status FROM concurrency_slots WHERE owner_id = ? AND scope = 'RUN'",
                 (run_id,),
             ).fetchall()
-            known = bool(rows) and all(status == HELD for (status,) in rows)
+            # No rows: it never entered (triggered before its workflow had a limit).
+            known = all(status == HELD for (status,) in rows)
             self._admitted_runs[run_id] = known
         return known
 
@@ -80,10 +83,19 @@ class Limits:
         keys: list[str],
     ) -> None:
         if len(keys) != len(specs):
-            raise LookupError(
-                f"run {run_id} has {len(keys)} concurrency keys for {len(specs)} limits of "
-                f"{workflow_name!r} (its definition changed since it was triggered)"
+            # Its definition changed since it was triggered (limits added or removed):
+            # the keys it was given no longer fit, so it runs without these limits
+            # rather than stop every step on it.
+            logger.warning(
+                "run %s has %d concurrency keys for %d limits of %r (its definition "
+                "changed since it was triggered): it runs without them",
+                run_id,
+                len(keys),
+                len(specs),
+                workflow_name + (f":{task_name}" if task_name else ""),
             )
+            self._admit(scope, owner_id, run_id)
+            return
         now = self.settler.now
         self.conn.executemany(
             """INSERT INTO concurrency_slots (limit_id, key, scope, owner_id, run_id, stage,
@@ -230,10 +242,11 @@ class Limits:
 
     def release_run(self, run_id: str) -> None:
         """The run ended: release it and every task run of it still in a limit."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT scope, owner_id FROM concurrency_slots WHERE run_id = ?",
-            (run_id,),
-        ).fetchall()
+        rows = set(
+            self.conn.execute(
+                "SELECT scope, owner_id FROM concurrency_slots WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        )
         if not rows:
             return
         self._admitted_runs.pop(run_id, None)

@@ -39,6 +39,9 @@ def open_gate_txn(
 ) -> None:
     """Record the conditions of task `name` (its parents are done) and settle it."""
     conn, now = settler.conn, settler.now
+    row = conn.execute("SELECT status FROM task_runs WHERE id = ?", (task_id,)).fetchone()
+    if row is None or row[0] != "PENDING":
+        return  # ended meanwhile (a concurrency limit cancelled its run)
     conditions = shape.tasks[name].conditions
     outputs = _parent_outputs(settler, run_id, conditions)
     rows = []

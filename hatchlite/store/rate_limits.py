@@ -81,9 +81,13 @@ def pause_txn(conn: sqlite3.Connection, key: str, until: float) -> float | None:
     return None if row is None else float(row[0])
 
 
+NEVER = -1.0  # take_txn: a limit is now below the units the task run takes
+
+
 def take_txn(conn: sqlite3.Connection, uses: list[tuple[str, int]], now: float) -> float | None:
-    """Take the units of every limit in `uses`, or none of them: None if taken, else
-    the earliest moment all could be available."""
+    """Take the units of every limit in `uses`, or none of them: None if taken, NEVER
+    if a limit was lowered below the units, else the earliest moment all could be
+    available."""
     rows: dict[str, tuple[int, int, float, float, float | None]] = {}
     for key, _ in uses:
         row = conn.execute(
@@ -99,6 +103,8 @@ def take_txn(conn: sqlite3.Connection, uses: list[tuple[str, int]], now: float) 
         if key not in rows:
             continue  # deleted since it was rendered: no limit
         limit_value, value, window, last_refill, paused_until = rows[key]
+        if units > limit_value:
+            return NEVER
         if paused_until is not None and paused_until > now:
             retry_at = max(retry_at, paused_until)
             continue

@@ -99,8 +99,13 @@ class _Peer:
     free: int
     free_durable: int
 
-    def has_room(self, action: str, durable: bool) -> bool:
-        return action in self.actions and (self.free_durable if durable else self.free) > 0
+    def can_take(self, action: str, task: TaskShape, wanted: tuple[LabelSpec, ...]) -> bool:
+        """Whether this worker serves the task, had room for it at its last heartbeat,
+        and satisfies its required labels: only then is it worth leaving the task to."""
+        if action not in self.actions:
+            return False
+        room = self.free_durable >= 1 if task.is_durable else self.free >= task.slot_cost
+        return room and _score(self.labels, wanted) is not None
 
 
 @dataclass(slots=True)
@@ -130,14 +135,14 @@ class Router:
             if holder is not None and holder != me:
                 if strategy == "HARD":
                     return False
-                if self._has_room(holder, action, task.is_durable):
+                if self._can_take(holder, action, task, wanted):
                     return False
         desired = routing.desired_worker_id
-        if desired and desired != me and self._has_room(desired, action, task.is_durable):
+        if desired and desired != me and self._can_take(desired, action, task, wanted):
             return False
         if any(not w.required for w in wanted):
             for peer in self._live():
-                if peer.id == me or not peer.has_room(action, task.is_durable):
+                if peer.id == me or not peer.can_take(action, task, wanted):
                     continue
                 theirs = _score(peer.labels, wanted)
                 if theirs is not None and theirs > mine:
@@ -162,8 +167,10 @@ class Router:
             self._sticky[run_id] = None if row is None else row[0]
         return self._sticky[run_id]
 
-    def _has_room(self, worker_id: str, action: str, durable: bool) -> bool:
-        return any(p.id == worker_id and p.has_room(action, durable) for p in self._live())
+    def _can_take(
+        self, worker_id: str, action: str, task: TaskShape, wanted: tuple[LabelSpec, ...]
+    ) -> bool:
+        return any(p.id == worker_id and p.can_take(action, task, wanted) for p in self._live())
 
     def _live(self) -> list[_Peer]:
         if self._peers is None:

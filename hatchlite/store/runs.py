@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Collection
 
@@ -22,6 +23,8 @@ from hatchlite.store.records import (
 from hatchlite.store.settle import SKIPPED_OUTPUT, Settler
 from hatchlite.store.shapes import ShapeCache
 from hatchlite.store.tasks import chunks, insert_task_events, marks
+
+logger = logging.getLogger("hatchlite")
 
 
 def trigger_txn(
@@ -293,7 +296,7 @@ def cancel_txn(
                 running.append(task_id)  # its worker records the attempt when it stops
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
     settler.close()
-    return settler.finished_runs, running
+    return settler.finished_runs, running + settler.cancelled_running
 
 
 def _unknown_ids(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
@@ -364,7 +367,7 @@ class RunNotFinishedError(HatchliteError, ValueError):
 
 def replay_txn(
     conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
-) -> tuple[list[str], dict[str, str]]:
+) -> tuple[list[str], dict[str, str], list[str]]:
     """Queue finished runs again (by workflow run id, or by task run id for one task and
     its descendants). In a run that did not complete, its failed and cancelled tasks and
     their descendants run again and completed outputs are kept; a completed run runs
@@ -412,6 +415,15 @@ def replay_txn(
                     f"{blocked[0]!r} did not complete (replay the run instead)"
                 )
         again = _tasks_to_replay(shape, tasks, only, status[0])
+        if not again:
+            # What failed is no longer in the workflow's definition: nothing would run.
+            logger.warning(
+                "run %s was not replayed: none of its failed or cancelled tasks is in the "
+                "current definition of workflow %r",
+                run_id,
+                shape.name,
+            )
+            continue
         if shape.on_failure is not None and shape.on_failure.name in tasks:
             # It runs again only if the replay fails again.
             conn.execute(
@@ -466,7 +478,7 @@ def replay_txn(
         replayed.append(run_id)
     insert_task_events(conn, events)
     settler.close()
-    return replayed, settler.finished_runs
+    return replayed, settler.finished_runs, settler.cancelled_running
 
 
 def _replay_target(conn: sqlite3.Connection, target: str) -> tuple[str, str | None]:

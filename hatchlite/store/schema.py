@@ -307,6 +307,7 @@ _V6 = [
         until_done INTEGER NOT NULL,
         PRIMARY KEY (workflow_name, key)
     ) WITHOUT ROWID""",
+    """CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)""",
     # Routing a run's tasks: the trigger's sticky / desired worker / labels (JSON), and
     # the worker a sticky run keeps to.
     """ALTER TABLE workflow_runs ADD COLUMN routing TEXT""",

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from hatchlite.limits import RateLimitError, rate_limit_uses, run_variables
 from hatchlite.store import rate_limits as _rate_limits
@@ -20,6 +20,7 @@ from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
 from hatchlite.store.shapes import ShapeCache
 
 logger = logging.getLogger("hatchlite")
+T = TypeVar("T")
 
 
 SKIPPED_OUTPUT = '{"skipped":true}'
@@ -99,6 +100,29 @@ class Settler:
             recover(exc)
         finally:
             conn.execute("RELEASE guarded")
+
+    def attempt(self, work: Callable[[], T]) -> T:
+        """Do `work` in a savepoint: if it raises, its writes are undone (and what it
+        added to this settler dropped) before the exception goes on."""
+        conn = self.conn
+        kept_events, kept_attempts = len(self.events), len(self.attempts)
+        kept_running, kept_dags = len(self.cancelled_running), dict(self.touched_dags)
+        kept_finished = dict(self.finished_runs)
+        conn.execute("SAVEPOINT attempt")
+        try:
+            result = work()
+        except BaseException:
+            conn.execute("ROLLBACK TO attempt")
+            conn.execute("RELEASE attempt")
+            del self.events[kept_events:]
+            del self.attempts[kept_attempts:]
+            del self.cancelled_running[kept_running:]
+            self.touched_dags = kept_dags
+            self.finished_runs = kept_finished
+            self._limits = None  # its caches may hold what was undone
+            raise
+        conn.execute("RELEASE attempt")
+        return result
 
     def fail_orphan(
         self,
@@ -234,7 +258,7 @@ class Settler:
         if task.concurrency:
             self.limits.release("TASK", [task_id])
         if not shape.is_dag:
-            self._finalize(run_id, status, shape)
+            self._finalize(run_id, status)
             return
         self.touched_dags[run_id] = workflow_name
         if status == "COMPLETED":
@@ -482,7 +506,7 @@ class Settler:
             ],
         )
 
-    def _finalize(self, run_id: str, status: str, shape: WorkflowShape | None) -> None:
+    def _finalize(self, run_id: str, status: str) -> None:
         cur = self.conn.execute(
             "UPDATE workflow_runs SET status = ?, finished_at = ? "
             "WHERE id = ? AND status IN ('QUEUED', 'RUNNING')",
@@ -490,11 +514,21 @@ class Settler:
         )
         if cur.rowcount:
             self.finished_runs[run_id] = status
-            if shape is None or shape.limited:
-                self.limits.release_run(run_id)
+            # Whatever its definition says now (a limit may have been added or removed
+            # since it was triggered), the rows it holds are released.
+            self.limits.release_run(run_id)
 
     def close(self) -> None:
-        """Write the attempt rows and finalize every DAG run whose tasks all ended."""
+        """Write the attempt rows and events, and finalize every DAG run whose tasks all
+        ended. Ending a run can admit a waiter whose limit cancels tasks of other runs:
+        those are settled too, until nothing is left."""
+        while self.events or self.attempts or self.touched_dags:
+            self._write_rows()
+            touched, self.touched_dags = self.touched_dags, {}
+            for run_id in touched:
+                self._finalize_if_ended(run_id)
+
+    def _write_rows(self) -> None:
         if self.events:
             self.conn.executemany(
                 """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count,
@@ -509,25 +543,21 @@ class Settler:
                 self.attempts,
             )
             self.attempts = []
-        for run_id, workflow_name in self.touched_dags.items():
-            statuses = {
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT status FROM task_runs WHERE workflow_run_id = ?", (run_id,)
-                )
-            }
-            if statuses & set(ACTIVE):
-                continue
-            ended = (
-                "FAILED"
-                if "FAILED" in statuses
-                else "CANCELLED"
-                if "CANCELLED" in statuses
-                else "COMPLETED"
+
+    def _finalize_if_ended(self, run_id: str) -> None:
+        statuses = {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT status FROM task_runs WHERE workflow_run_id = ?", (run_id,)
             )
-            try:
-                shape: WorkflowShape | None = self.shapes.get(self.conn, workflow_name)
-            except LookupError:
-                shape = None  # released by its rows, whatever its definition became
-            self._finalize(run_id, ended, shape)
-        self.touched_dags = {}
+        }
+        if statuses & set(ACTIVE):
+            return
+        ended = (
+            "FAILED"
+            if "FAILED" in statuses
+            else "CANCELLED"
+            if "CANCELLED" in statuses
+            else "COMPLETED"
+        )
+        self._finalize(run_id, ended)

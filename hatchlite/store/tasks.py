@@ -93,17 +93,35 @@ def claim_txn(
         head = queue.head()
         if head is not None:
             heapq.heappush(heads, (head[11], head[0], n))
-    chosen = picker.chosen
+    for task_id, run_id, wf_name, retry_count, uses in picker.never:
+        _fail_queued(
+            conn,
+            shapes,
+            now,
+            task_id,
+            run_id,
+            wf_name,
+            retry_count,
+            f"its rate limits {uses} take more units than a limit now allows (it was "
+            f"lowered with rate_limits.put since the task was queued): it could never run",
+        )
+    # Each claim is written on its own: one that a failure above cancelled (a task run
+    # of the same run) is dropped, not started.
+    chosen = [
+        claimed
+        for claimed, update in zip(picker.chosen, picker.updates, strict=True)
+        if conn.execute(
+            """UPDATE task_runs SET status = 'RUNNING', worker_id = ?, started_at = ?,
+                   timeout_at = ?
+               WHERE seq = ? AND status = 'QUEUED'""",
+            update,
+        ).rowcount
+    ]
     if not chosen:
         return []
     durable = [c for c in chosen if c.is_durable]
     if durable:
         _attach_history(conn, durable)
-    conn.executemany(
-        """UPDATE task_runs SET status = 'RUNNING', worker_id = ?, started_at = ?, timeout_at = ?
-           WHERE seq = ? AND status = 'QUEUED'""",
-        picker.updates,
-    )
     run_ids = list({c.run_id: None for c in chosen})
     conn.executemany(
         "UPDATE workflow_runs SET status = 'RUNNING', started_at = ? "
@@ -208,6 +226,8 @@ class _Picker:
         self.req = req
         self.now = now
         self.router = Router(conn, req, wall)
+        # Task runs a rate limit can never admit (lowered below their units since).
+        self.never: list[tuple[str, str, str, int, list[tuple[str, int]]]] = []
         self.free = req.free_slots
         self.free_durable = req.free_durable_slots
         self.chosen: list[ClaimedTask] = []
@@ -245,6 +265,9 @@ class _Picker:
         if rl is not None:
             uses = _rate_limits.uses_of(rl)
             retry_at = _rate_limits.take_txn(self.conn, uses, self.now)
+            if retry_at == _rate_limits.NEVER:
+                self.never.append((task_id, run_id, wf_name, retry_count, uses))
+                return
             if retry_at is not None:
                 _rate_limits.park_txn(
                     self.conn,
@@ -303,8 +326,10 @@ def _fail_undefined(
     """A queued task no process can run (no running worker serves it, and its
     workflow's registered definition does not have it): fail it and end its run,
     rather than leave it queued for nobody."""
-    settler = Settler(conn, shapes, now)
-    settler.fail_orphan(
+    _fail_queued(
+        conn,
+        shapes,
+        now,
         task_id,
         run_id,
         wf_name,
@@ -312,8 +337,22 @@ def _fail_undefined(
         f"task {task_name!r} is not in the registered definition of workflow {wf_name!r} "
         f"and no running worker serves it (was it removed or renamed while runs were "
         f"queued?)",
-        was="QUEUED",
     )
+
+
+def _fail_queued(
+    conn: sqlite3.Connection,
+    shapes: ShapeCache,
+    now: float,
+    task_id: str,
+    run_id: str,
+    wf_name: str,
+    retry_count: int,
+    message: str,
+) -> None:
+    """Fail a queued task run that can never run, and end its run."""
+    settler = Settler(conn, shapes, now)
+    settler.fail_orphan(task_id, run_id, wf_name, retry_count, message, was="QUEUED")
     settler.close()
 
 
