@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from hatchlite.clock import SYSTEM_CLOCK, Clock
 from hatchlite.context import Context
+from hatchlite.cron import MissedTicks
 from hatchlite.dag import (
     DEFAULT_EXECUTION_TIMEOUT,
     DEFAULT_SCHEDULE_TIMEOUT,
@@ -28,6 +29,7 @@ from hatchlite.features.logs import LogsClient
 from hatchlite.features.metrics import MetricsClient
 from hatchlite.features.rate_limits import RateLimitsClient
 from hatchlite.features.runs import RunsClient
+from hatchlite.features.scheduling import CronClient, ScheduledClient
 from hatchlite.features.workers import WorkersClient
 from hatchlite.features.workflows import WorkflowsClient
 from hatchlite.runnables import (
@@ -194,6 +196,8 @@ class Hatchet:
         self.logs = LogsClient(self)
         self.workers = WorkersClient(self)
         self.rate_limits = RateLimitsClient(self)
+        self.cron = CronClient(self)
+        self.scheduled = ScheduledClient(self)
         self.workflows = WorkflowsClient(self)
         self.metrics = MetricsClient(self)
         self.filters = FiltersClient(self)
@@ -248,6 +252,7 @@ class Hatchet:
         default_filters: list[DefaultFilter] | None,
         default_additional_metadata: JSONMap | None,
         idempotency: Any,
+        cron_missed: str = "latest",
     ) -> WorkflowConfig:
         if not name:
             raise ValueError("a workflow needs a name")
@@ -268,6 +273,7 @@ class Hatchet:
             default_filters=list(default_filters or []),
             default_additional_metadata=dict(default_additional_metadata or {}),
             idempotency=idempotency,
+            cron_missed=cron_missed,
         )
 
     @overload
@@ -280,6 +286,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: EmptyModel | None = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -300,6 +307,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: TWorkflowInput | None = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -319,6 +327,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: TWorkflowInput | None = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -344,6 +353,7 @@ class Hatchet:
             default_filters,
             default_additional_metadata,
             idempotency,
+            cron_missed,
         )
         wf: Workflow[TWorkflowInput] = Workflow(config, self)
         self._engine.define(wf)
@@ -373,6 +383,7 @@ class Hatchet:
             kwargs["default_filters"],
             kwargs["default_additional_metadata"],
             kwargs["idempotency"],
+            kwargs["cron_missed"],
         )
         standalone: Standalone[Any, Any] = Standalone(config, self, definition_site(fn))
         common = dict(
@@ -405,6 +416,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -434,6 +446,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -462,6 +475,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -500,6 +514,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -529,6 +544,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,
@@ -557,6 +573,7 @@ class Hatchet:
         on_events: list[str] | None = None,
         on_crons: list[str] | None = None,
         cron_input: Any = None,
+        cron_missed: MissedTicks = "latest",
         version: str | None = None,
         sticky: StickyStrategy | None = None,
         default_priority: int = Priority.LOW,

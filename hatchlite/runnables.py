@@ -31,14 +31,23 @@ from hatchlite.exceptions import (
     IdempotencyCollisionError,
     PayloadTooLargeError,
 )
+from hatchlite.features.scheduling import instant, workflow_version
 from hatchlite.features.workflows import PausedBehavior
 from hatchlite.limits import key_run
-from hatchlite.models import V1Filter, V1TaskSummary
+from hatchlite.models import CronWorkflows, V1Filter, V1TaskSummary
+from hatchlite.models.scheduling import WorkflowVersion
 from hatchlite.refs import ResultMode, TaskRunRef, WorkflowRunRef, format_workflow_result
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store import NewRun, RunResult
 from hatchlite.store.routing import Routing, label_specs
-from hatchlite.types import JSONMap, TriggerWorkflowOptions, V1TaskStatus, WorkflowRunTriggerConfig
+from hatchlite.store.schedules import NewSchedule
+from hatchlite.types import (
+    JSONMap,
+    ScheduleTriggerWorkflowOptions,
+    TriggerWorkflowOptions,
+    V1TaskStatus,
+    WorkflowRunTriggerConfig,
+)
 
 if TYPE_CHECKING:
     from hatchlite.client import Hatchet
@@ -111,8 +120,8 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
     """What workflows and standalone tasks share: triggering and waiting."""
 
     def __init__(self, config: WorkflowConfig, client: Hatchet, site: Site | None = None) -> None:
+        self._client = client  # first: the definition's checks read its config
         super().__init__(config, site or definition_site())
-        self._client = client
 
     @property
     def client(self) -> Hatchet:
@@ -439,6 +448,112 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             queue_ttl,
             paused_workflow_cron_run_queue_behavior,
             paused_workflow_scheduled_run_queue_behavior,
+        )
+
+    async def _schedule(
+        self,
+        run_ats: list[datetime],
+        input: Any,
+        options: ScheduleTriggerWorkflowOptions | None,
+        child_key: str | None,
+        additional_metadata: JSONMap | None,
+        priority: int | None,
+    ) -> WorkflowVersion:
+        opts = options or ScheduleTriggerWorkflowOptions()
+        meta = {**opts.additional_metadata, **(additional_metadata or {})}
+        try:
+            meta_json = json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"additional_metadata must be JSON-serializable: {exc}") from exc
+        prio = check_priority(priority if priority is not None else opts.priority, self.name)
+        schedules = [
+            NewSchedule(
+                self.name,
+                instant(run_at, "run_at"),
+                "",
+                meta_json,
+                prio,
+                "API",
+                opts.parent_id,
+                opts.parent_step_run_id,
+                opts.child_index,
+                child_key if child_key is not None else opts.child_key,
+            )
+            for run_at in run_ats
+        ]
+        scheduled = self._client.scheduled
+        workflow_id, ids = await scheduled.create_many(self.name, schedules, input)
+        return workflow_version(
+            workflow_id,
+            self.config.version,
+            self._client._engine.clock.time(),
+            [(i, s.trigger_at) for i, s in zip(ids, schedules, strict=True)],
+        )
+
+    def schedule(
+        self,
+        run_at: datetime,
+        input: TWorkflowInput | None = None,
+        options: ScheduleTriggerWorkflowOptions | None = None,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+    ) -> WorkflowVersion:
+        """Run this workflow once at `run_at` (UTC; a naive datetime is read as UTC). The
+        schedule is stored: `hatchet.scheduled` lists, moves and deletes it."""
+        return RUNTIME.call(
+            self._schedule, [run_at], input, options, child_key, additional_metadata, priority
+        )
+
+    async def aio_schedule(
+        self,
+        run_at: datetime,
+        input: TWorkflowInput | None = None,
+        options: ScheduleTriggerWorkflowOptions | None = None,
+        child_key: str | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+    ) -> WorkflowVersion:
+        return await RUNTIME.acall(
+            self._schedule, [run_at], input, options, child_key, additional_metadata, priority
+        )
+
+    def create_cron(
+        self,
+        cron_name: str,
+        expression: str,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+    ) -> CronWorkflows:
+        """A cron running this workflow at each tick of `expression` (see
+        `hatchet.cron.create`); its name is unique for this workflow."""
+        return RUNTIME.call(
+            self._client.cron.create_for,
+            self.name,
+            cron_name,
+            expression,
+            input,
+            additional_metadata,
+            priority,
+        )
+
+    async def aio_create_cron(
+        self,
+        cron_name: str,
+        expression: str,
+        input: TWorkflowInput | None = None,
+        additional_metadata: JSONMap | None = None,
+        priority: int | None = None,
+    ) -> CronWorkflows:
+        return await RUNTIME.acall(
+            self._client.cron.create_for,
+            self.name,
+            cron_name,
+            expression,
+            input,
+            additional_metadata,
+            priority,
         )
 
     def create_filter(

@@ -65,6 +65,7 @@ class WorkflowConfig:
     default_filters: list[DefaultFilter] = dataclasses.field(default_factory=list)
     default_additional_metadata: JSONMap = dataclasses.field(default_factory=dict)
     idempotency: Any = None
+    cron_missed: str = "latest"  # hatchlite: which missed cron ticks fire (hatchlite/cron.py)
 
 
 def normalize_concurrency(

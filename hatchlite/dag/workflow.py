@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hatchlite.cel import InvalidCELError, check_boolean
 from hatchlite.conditions import Condition, OrGroup
+from hatchlite.cron import InvalidCronError, check_missed_policy, parse
 from hatchlite.dag.gates import check_conditions, condition_defs
 from hatchlite.dag.site import UNKNOWN_SITE, Site, warn_user
 from hatchlite.exceptions import (
@@ -103,7 +104,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         self._on_success: Task[TWorkflowInput, Any] | None = None
         self._shape: WorkflowShape | None = None
         self._by_name: dict[str, Task[TWorkflowInput, Any]] | None = None
-        self.warn_unenforced(*(param for param, value in (("on_crons", config.on_crons),) if value))
         _check_triggers(config)
         if config.task_defaults.priority is not None:
             warn_user(
@@ -124,6 +124,14 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 f"workflow {config.name!r}: input_validator {validator!r} is not a pydantic "
                 f"model, dataclass or dict type: {exc}"
             ) from exc
+        self.cron_input_json = "{}"
+        if config.on_crons:
+            try:
+                self.cron_input_json = self.validate_input(config.cron_input)
+            except ValueError as exc:
+                raise InvalidDefinitionError(
+                    f"workflow {config.name!r}: cron_input: {exc}"
+                ) from exc
 
     @property
     def name(self) -> str:
@@ -494,6 +502,9 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             concurrency=concurrency_specs(config.concurrency, f"workflow {self.name!r}"),
             idempotency=idempotency_spec(config.idempotency, f"workflow {self.name!r}"),
             sticky=StickyStrategy(config.sticky).value if config.sticky else None,
+            on_crons=tuple(config.on_crons),
+            cron_input_json=self.cron_input_json,
+            cron_missed=config.cron_missed,
         )
         return self._shape
 
@@ -547,6 +558,17 @@ def _check_triggers(config: WorkflowConfig) -> None:
     for key in config.on_events:
         if not isinstance(key, str) or not key:
             raise InvalidDefinitionError(f"{where}: on_events keys must be non-empty strings")
+    if isinstance(config.on_crons, str):
+        raise InvalidDefinitionError(f"{where}: on_crons must be a list of cron expressions")
+    for expression in config.on_crons:
+        try:
+            parse(expression)
+        except InvalidCronError as exc:
+            raise InvalidDefinitionError(f"{where}: on_crons: {exc}") from exc
+    try:
+        check_missed_policy(config.cron_missed, where)
+    except InvalidCronError as exc:
+        raise InvalidDefinitionError(str(exc)) from exc
     for default in config.default_filters:
         if not default.scope:
             raise InvalidDefinitionError(f"{where}: a default filter needs a non-empty scope")

@@ -104,6 +104,7 @@ class Engine:
         self._defined_registered: object = None  # definitions version last registered
         self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
         self._free_written: dict[str, tuple[int, int]] = {}  # worker id -> free slots
+        self._fired: tuple[object, frozenset[str]] = (None, frozenset())  # see _fire_for
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -341,6 +342,14 @@ class Engine:
             if worker.accepting:
                 served.update(worker.served(self.defined))
         return served
+
+    def _fire_for(self) -> frozenset[str]:
+        """The workflows whose crons and schedules this process fires: those its
+        workers serve (cached until the definitions or the workers change)."""
+        key = (self.defined.version, tuple((w.id, w.accepting) for w in self.workers))
+        if self._fired[0] != key:
+            self._fired = (key, frozenset(self._served_here()))
+        return self._fired[1]
 
     def watch(self, run_id: str) -> asyncio.Future[RunResult]:
         """A future that resolves with the run's result when it ends."""
@@ -802,6 +811,7 @@ class Engine:
                 or (self._store_deadline is not None and self._store_deadline <= now),
                 wall=time.time(),
                 clock=self.clock.time,
+                fire=self._fire_for() if self.workers else (),
             )
         except asyncio.CancelledError:
             raise  # the job was submitted and runs to its end: re-queueing would double it

@@ -21,6 +21,7 @@ from hatchlite.store import gates as _gates
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store import retention as _retention
 from hatchlite.store import runs as _runs
+from hatchlite.store import schedules as _schedules
 from hatchlite.store import settle as _settle
 from hatchlite.store import streams as _streams
 from hatchlite.store import tasks as _tasks
@@ -125,6 +126,7 @@ class Store:
             for shape, text, desc, version in pending:
                 self.shapes.register_txn(conn, shape, text, desc, version, now)
                 _triggers.register_txn(conn, shape, now)
+                _schedules.register_txn(conn, shape, now)
 
         await self.db.run(job)
 
@@ -306,7 +308,13 @@ class Store:
     # -- workflows and workers as rows ---------------------------------------------------
 
     async def delete_workflow(self, workflow_id: str, now: float) -> str | None:
-        name = await self.db.run(lambda conn: _workflows.delete_txn(conn, workflow_id, now))
+        def job(conn: sqlite3.Connection) -> str | None:
+            name = _workflows.delete_txn(conn, workflow_id, now)
+            if name is not None:
+                _schedules.forget_workflow_txn(conn, name)
+            return name
+
+        name = await self.db.run(job)
         if name is not None:
             self.shapes.forget_registration(name)  # registering it again undeletes it
         return name
@@ -348,6 +356,7 @@ class Store:
         maintenance: bool = True,
         wall: float = 0.0,
         clock: Callable[[], float] | None = None,
+        fire: Collection[str] = (),
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
@@ -359,7 +368,8 @@ class Store:
         `check_runs` that ended (by another process); `check_running` are task ids
         running here, of which those cancelled elsewhere are returned; `check_durable`
         are waits suspended here, of which those satisfied elsewhere are returned.
-        `maintenance` (engines with workers): fire due timers and schedule timeouts.
+        `maintenance` (engines with workers): fire due timers and schedule timeouts, and
+        the due crons and one-time schedules of the workflows in `fire`.
         A step with nothing to write takes no write lock, so a process that only
         triggers and waits never blocks the workers.
         """
@@ -380,6 +390,8 @@ class Store:
                 _tasks.expire_schedule_timeouts(settler)
                 if paused:
                     _workflows.expire_paused_txn(settler, paused)
+                dropping = _workflows.dropping_txn(conn) if paused else {}
+                _schedules.fire_due_txn(settler, self.shapes, fire, dropping)
             settler.close()
             _tasks.insert_logs(conn, logs)
             _streams.insert_chunks(conn, chunks)
@@ -401,6 +413,7 @@ class Store:
                 next_deadline=_earliest(
                     _tasks.next_deadline(conn, now),
                     _workflows.next_pause_expiry(conn, paused) if paused else None,
+                    _schedules.next_due(conn, fire) if maintenance else None,
                 ),
                 results=_runs.results_txn(conn, wanted) if wanted else {},
                 durable=durable,
@@ -511,6 +524,64 @@ class Store:
                 "UPDATE workers SET labels = ? WHERE id = ?", (json.dumps(labels), worker_id)
             )
         )
+
+    # -- crons and one-time schedules ----------------------------------------------
+
+    async def create_cron(
+        self,
+        workflow_name: str,
+        name: str,
+        expression: str,
+        input_json: str,
+        metadata_json: str,
+        priority: int | None,
+        now: float,
+    ) -> _schedules.CronRecord:
+        return await self.db.run(
+            lambda conn: _schedules.create_cron_txn(
+                conn, workflow_name, name, expression, input_json, metadata_json, priority, now
+            )
+        )
+
+    async def cron(self, cron_id: str) -> _schedules.CronRecord | None:
+        return await self._read(_schedules.get_cron_txn, cron_id)
+
+    async def crons(self, *args: Any) -> tuple[list[_schedules.CronRecord], int]:
+        """See `schedules.list_crons_txn` for the arguments."""
+        return await self._read(_schedules.list_crons_txn, *args)
+
+    async def delete_cron(self, cron_id: str) -> bool:
+        return await self.db.run(lambda conn: _schedules.delete_cron_txn(conn, cron_id))
+
+    async def create_schedules(
+        self, schedules: list[_schedules.NewSchedule], now: float
+    ) -> list[str]:
+        return await self.db.run(lambda conn: _schedules.create_schedules_txn(conn, schedules, now))
+
+    async def schedule(self, schedule_id: str) -> _schedules.ScheduleRecord | None:
+        return await self._read(_schedules.get_schedule_txn, schedule_id)
+
+    async def schedules(self, *args: Any) -> tuple[list[_schedules.ScheduleRecord], int]:
+        """See `schedules.list_schedules_txn` for the arguments."""
+        return await self._read(_schedules.list_schedules_txn, *args)
+
+    async def reschedule(
+        self, moves: list[tuple[str, float]], now: float
+    ) -> list[tuple[str, str | None]]:
+        """Move schedules that have not fired: (id, None) for each moved, else (id, why)."""
+        return await self.db.run(
+            lambda conn: [
+                (schedule_id, _schedules.reschedule_txn(conn, schedule_id, at, now))
+                for schedule_id, at in moves
+            ]
+        )
+
+    async def delete_schedules(self, schedule_ids: list[str]) -> list[str]:
+        return await self.db.run(lambda conn: _schedules.delete_schedules_txn(conn, schedule_ids))
+
+    async def matching_schedules(self, *args: Any) -> list[str]:
+        """See `schedules.matching_schedules_txn` for the arguments."""
+        return await self._read(_schedules.matching_schedules_txn, *args)
 
     # -- rate limits -------------------------------------------------------------
 

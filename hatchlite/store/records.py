@@ -114,6 +114,11 @@ class WorkflowShape:
     concurrency: tuple[ConcurrencySpec, ...] = ()  # workflow-level: held by whole runs
     idempotency: IdempotencySpec | None = None
     sticky: str | None = None  # SOFT or HARD
+    # Declarative crons: expressions, the input of their runs, the missed-tick policy
+    # (which also applies to the workflow's API crons).
+    on_crons: tuple[str, ...] = ()
+    cron_input_json: str = "{}"
+    cron_missed: str = "latest"
 
     @property
     def rate_limited(self) -> bool:
@@ -307,6 +312,9 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "concurrency": [dataclasses.asdict(c) for c in shape.concurrency],
             "idempotency": dataclasses.asdict(shape.idempotency) if shape.idempotency else None,
             "sticky": shape.sticky,
+            "on_crons": list(shape.on_crons),
+            "cron_input": shape.cron_input_json,
+            "cron_missed": shape.cron_missed,
         }
     )
 
@@ -342,4 +350,7 @@ def shape_from_json(text: str) -> WorkflowShape:
         concurrency=tuple(ConcurrencySpec(**c) for c in data.get("concurrency", ())),
         idempotency=IdempotencySpec(**data["idempotency"]) if data.get("idempotency") else None,
         sticky=data.get("sticky"),
+        on_crons=tuple(data.get("on_crons", ())),
+        cron_input_json=str(data.get("cron_input", "{}")),
+        cron_missed=str(data.get("cron_missed", "latest")),
     )

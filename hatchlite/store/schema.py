@@ -319,6 +319,53 @@ _V6 = [
     """ALTER TABLE workers ADD COLUMN free_durable_slots INTEGER""",
 ]
 
+# Crons and one-time schedules.
+_V7 = [
+    # A cron fires the ticks of `expression` from `next_at` on (see hatchlite/cron.py);
+    # moving `next_at` past a tick and creating its run are one transaction. Declarative
+    # crons (`on_crons`, method DEFAULT) have no name; API ones a name unique per workflow.
+    """CREATE TABLE crons (
+        id TEXT PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        name TEXT,
+        expression TEXT NOT NULL,
+        input TEXT NOT NULL,
+        additional_metadata TEXT NOT NULL,
+        priority INTEGER,
+        method TEXT NOT NULL,
+        next_at REAL NOT NULL,
+        last_tick_at REAL,
+        last_run_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE UNIQUE INDEX crons_name ON crons (workflow_name, name) WHERE name IS NOT NULL""",
+    """CREATE INDEX crons_due ON crons (workflow_name, next_at)""",
+    # A one-time schedule fires once: `fired_at` and the run it made (`run_id`; none
+    # when a paused workflow dropped it) are written with that run.
+    """CREATE TABLE scheduled_runs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        workflow_name TEXT NOT NULL,
+        trigger_at REAL NOT NULL,
+        input TEXT NOT NULL,
+        additional_metadata TEXT NOT NULL,
+        priority INTEGER,
+        method TEXT NOT NULL,
+        parent_workflow_run_id TEXT,
+        parent_task_run_id TEXT,
+        child_index INTEGER,
+        child_key TEXT,
+        fired_at REAL,
+        run_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE INDEX scheduled_runs_due ON scheduled_runs (workflow_name, trigger_at)
+        WHERE fired_at IS NULL""",
+    """CREATE INDEX scheduled_runs_trigger ON scheduled_runs (trigger_at)""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
@@ -326,6 +373,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (4, _V4),
     (5, _V5),
     (6, _V6),
+    (7, _V7),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

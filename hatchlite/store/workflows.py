@@ -118,6 +118,17 @@ def paused_txn(conn: sqlite3.Connection) -> dict[str, float | None]:
     }
 
 
+def dropping_txn(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
+    """Paused workflows that drop (DROP) their cron runs, their scheduled runs."""
+    return {
+        str(name): (cron == "DROP", scheduled == "DROP")
+        for name, cron, scheduled in conn.execute(
+            """SELECT name, paused_cron_behavior, paused_scheduled_behavior FROM workflows
+               WHERE is_paused = 1"""
+        )
+    }
+
+
 def expire_paused_txn(settler: Settler, paused: dict[str, float | None]) -> None:
     """Cancel task runs of paused workflows queued for longer than the queue TTL."""
     conn, now = settler.conn, settler.now
