@@ -398,14 +398,18 @@ class Store:
             claimed: list[ClaimedTask] = []
             if claims or maintenance:
                 _rate_limits.unpark_txn(conn, now)  # waits for a rate limit that are over
+            failed = _settle.Settler(conn, self.shapes, now)  # task runs a claim fails
             for request in claims:
-                claimed.extend(_tasks.claim_txn(conn, request, self.shapes, now, paused, wall))
-            finished = settler.finished_runs
+                claimed.extend(
+                    _tasks.claim_txn(conn, request, self.shapes, now, paused, wall, failed)
+                )
+            finished = {**settler.finished_runs, **failed.finished_runs}
             wanted = [run_id for run_id in finished if run_id in watched]
             if check_runs:
                 wanted.extend(_runs.terminal_among(conn, check_runs))
             cancelled = _tasks.cancelled_among(conn, check_running) if check_running else []
             cancelled.extend(settler.cancelled_running)  # by a concurrency limit
+            cancelled.extend(failed.cancelled_running)
             return TickResult(
                 claimed=claimed,
                 finished_runs=finished,

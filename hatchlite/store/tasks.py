@@ -53,6 +53,7 @@ def claim_txn(
     now: float,
     paused: Container[str] = (),
     wall: float = 0.0,
+    settler: Settler | None = None,
 ) -> list[ClaimedTask]:
     """Take up to the worker's free slots of ready tasks (none of `paused` workflows).
 
@@ -68,6 +69,8 @@ def claim_txn(
     store/workers.py)."""
     limit = req.free_slots + req.free_durable_slots
     workflows = [name for name in req.workflows if name not in paused]
+    # Task runs failed here end their runs through `settler`: the step reports them.
+    settler = settler or Settler(conn, shapes, now)
     if limit <= 0 or not workflows:
         return []
     picker = _Picker(conn, req, now, wall)
@@ -84,10 +87,10 @@ def claim_txn(
         shape = shapes.get(conn, wf_name)
         if req.runnable is not None and (wf_name, task_name) not in req.runnable:
             if not elsewhere.runnable(wf_name, task_name):
-                _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
+                _fail_undefined(settler, task_id, run_id, wf_name, task_name, retry_count)
             # else: left for a worker of the version that has it
         elif not _has_task(shape, task_name):
-            _fail_undefined(conn, shapes, now, task_id, run_id, wf_name, task_name, retry_count)
+            _fail_undefined(settler, task_id, run_id, wf_name, task_name, retry_count)
         else:
             picker.offer(row, shape)
         head = queue.head()
@@ -95,9 +98,7 @@ def claim_txn(
             heapq.heappush(heads, (head[11], head[0], n))
     for task_id, run_id, wf_name, retry_count, uses in picker.never:
         _fail_queued(
-            conn,
-            shapes,
-            now,
+            settler,
             task_id,
             run_id,
             wf_name,
@@ -314,9 +315,7 @@ class _Picker:
 
 
 def _fail_undefined(
-    conn: sqlite3.Connection,
-    shapes: ShapeCache,
-    now: float,
+    settler: Settler,
     task_id: str,
     run_id: str,
     wf_name: str,
@@ -327,9 +326,7 @@ def _fail_undefined(
     workflow's registered definition does not have it): fail it and end its run,
     rather than leave it queued for nobody."""
     _fail_queued(
-        conn,
-        shapes,
-        now,
+        settler,
         task_id,
         run_id,
         wf_name,
@@ -341,17 +338,15 @@ def _fail_undefined(
 
 
 def _fail_queued(
-    conn: sqlite3.Connection,
-    shapes: ShapeCache,
-    now: float,
+    settler: Settler,
     task_id: str,
     run_id: str,
     wf_name: str,
     retry_count: int,
     message: str,
 ) -> None:
-    """Fail a queued task run that can never run, and end its run."""
-    settler = Settler(conn, shapes, now)
+    """Fail a queued task run that can never run, and end its run (now: the claims
+    that follow must see its other task runs cancelled)."""
     settler.fail_orphan(task_id, run_id, wf_name, retry_count, message, was="QUEUED")
     settler.close()
 
