@@ -39,6 +39,8 @@ class Clock:
 
 
 SYSTEM_CLOCK = Clock()
+# A deadline this far out means "never": a test clock does not jump to it.
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 
 
 class TestClock(Clock):
@@ -96,7 +98,7 @@ class TestClock(Clock):
                 self._listeners.remove(callback)
 
     def idle(self, next_deadline: float | None) -> None:
-        if not self.auto_advance or next_deadline is None:
+        if not self.auto_advance or next_deadline is None or next_deadline >= _LATEST:
             return
         with self._lock:
             if next_deadline <= self._now:

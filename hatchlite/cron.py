@@ -7,9 +7,13 @@ in UTC. hatchlite adds one thing Hatchet does not have: a `CRON_TZ=<IANA zone>` 
 time skipped by the change fires at the first time after it; a time repeated fires
 twice).
 
-Missed ticks: a tick due less than `LATE_GRACE` seconds ago fires (the engine was busy).
-Older ones were missed while no worker ran the cron; the cron's policy decides what
-fires of them: `latest` (the default) the most recent one, once; `skip` none.
+Late and missed ticks: a tick that came due while a worker serving the cron was live
+fires, however late (the engine was busy or stalled: up to `LIVE_GAP` seconds without a
+step), as does any tick less than `LATE_GRACE` seconds old (a worker restarted quickly).
+Older ones were missed while no worker ran the cron (downtime, a suspended machine, a
+test clock moved further than `LIVE_GAP` at once); the workflow's `cron_missed` policy
+decides what fires of them: `latest` (the default) the most recent one, once; `skip`
+none.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ MISSED_POLICIES: tuple[str, ...] = ("latest", "skip")
 ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"})
 # A tick this late (seconds) still fires: the engine was busy, not down.
 LATE_GRACE = 5.0
+# A process that fired less than this many seconds ago was live meanwhile: every tick
+# since then fires.
+LIVE_GAP = 60.0
 
 
 class InvalidCronError(ValueError):
@@ -136,10 +143,15 @@ def check_missed_policy(policy: str, where: str) -> MissedTicks:
     return policy  # type: ignore[return-value]
 
 
-def due_ticks(spec: CronSpec, next_at: float, now: float, policy: str) -> tuple[list[float], float]:
+def due_ticks(
+    spec: CronSpec, next_at: float, now: float, policy: str, live_since: float | None = None
+) -> tuple[list[float], float]:
     """The ticks to fire now of a cron whose first unfired tick is `next_at` (at or
-    before `now`), and the tick to fire after them."""
+    before `now`), and the tick to fire after them. `live_since`: when the firing
+    process last fired (it was live since)."""
     window = now - LATE_GRACE
+    if live_since is not None and now - live_since <= LIVE_GAP:
+        window = min(window, live_since)
     late: list[float] = []
     tick = next_at if next_at >= window else spec.next_after(window - 1e-6)
     while tick <= now:

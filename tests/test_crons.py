@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -492,3 +493,82 @@ async def test_deleting_the_workflow_deletes_its_crons_and_pending_schedules(
     assert query(db, "SELECT count(*) FROM scheduled_runs") == [(0,)]
     with pytest.raises(CronNotFoundError):
         await client.cron.aio_delete("x")
+
+
+# -- late ticks, and what cannot fire -----------------------------------------------------
+
+
+def test_a_live_worker_fires_every_tick_of_a_stall_up_to_a_minute() -> None:
+    every = parse("*/5 * * * * *")
+    t0 = START.timestamp()
+    fired, following = due_ticks(every, t0, t0 + 50, "skip", live_since=t0 - 1)
+    assert fired == [t0 + 5 * i for i in range(11)] and following == t0 + 55
+    # A longer gap since the process last fired is downtime: the policy applies.
+    assert due_ticks(every, t0, t0 + 120, "skip", live_since=t0 - 1) == (
+        [t0 + 115, t0 + 120],  # less than 5 s late
+        t0 + 125,
+    )
+
+
+async def test_clock_moves_within_a_minute_fire_every_tick(
+    clocked: tuple[Hatchet, TestClock, str],
+) -> None:
+    client, clock, db = clocked
+    wf = client.workflow(name="five-seconds", on_crons=["*/5 * * * * *"], cron_missed="skip")
+    wf.task(name="noop")(lambda input, ctx: None)
+    async with Serving(client, [wf]):
+        clock.advance(50)
+        await wait_until(lambda: len(ticks(db, "five-seconds")) == 10)
+        # More than a minute: the ticks before the last 5 seconds were missed (skipped).
+        clock.advance(timedelta(minutes=10))
+        await wait_until(lambda: len(ticks(db, "five-seconds")) == 12)
+    at = [START + timedelta(seconds=s) for s in (*range(5, 55, 5), 645, 650)]
+    assert ticks(db, "five-seconds") == [iso(t) for t in at]
+
+
+async def test_a_stored_cron_that_no_longer_parses_is_parked_and_the_engine_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = TestClock(START, auto_advance=True)
+    db = str(tmp_path / "bad.db")
+    client = Hatchet(db=db, clock=clock, auto_worker=False)
+    wf = client.workflow(name="job")
+
+    @wf.task()
+    def work(input: EmptyModel, ctx: Context) -> dict[str, int]:
+        return {"ok": 1}
+
+    try:
+        await wf.aio_create_cron("nightly", "0 0 * * *")
+        # As a hatchlite with other time zones (or another version) might have stored it.
+        conn = sqlite3.connect(db)
+        conn.execute("UPDATE crons SET expression = 'CRON_TZ=Mars/Olympus 0 0 * * *'")
+        conn.commit()
+        conn.close()
+        with caplog.at_level(logging.ERROR, logger="hatchlite"):
+            async with Serving(client, [wf]):
+                clock.advance(timedelta(days=1))
+                await wait_until(lambda: "does not fire" in caplog.text)
+                assert await wf.aio_run() == {"work": {"ok": 1}}
+        assert clock.now().year == 2030  # the test clock did not jump to "never"
+    finally:
+        await client.aio_close()
+
+
+async def test_a_schedule_for_a_workflow_deleted_meanwhile_is_refused(
+    clocked: tuple[Hatchet, TestClock, str],
+) -> None:
+    client, _, db = clocked
+    wf = client.workflow(name="short-lived")
+    wf.task(name="noop")(lambda input, ctx: None)
+    await wf.aio_schedule(START + timedelta(hours=1))
+    # Deleted by another process: this one still defines it.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE workflows SET deleted_at = 1 WHERE name = 'short-lived'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(WorkflowNotFoundError, match="deleted"):
+        await wf.aio_schedule(START + timedelta(hours=2))
+    with pytest.raises(WorkflowNotFoundError, match="deleted"):
+        await wf.aio_create_cron("x", "@daily")
+    assert query(db, "SELECT count(*) FROM scheduled_runs") == [(1,)]

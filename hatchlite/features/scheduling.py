@@ -49,6 +49,7 @@ from hatchlite.store.schedules import (
     NewSchedule,
     ScheduleRecord,
 )
+from hatchlite.store.shapes import UnknownWorkflowError
 from hatchlite.types import JSONMap
 
 if TYPE_CHECKING:
@@ -108,10 +109,14 @@ async def _target(engine: Engine, workflow_name: str, input: Any) -> tuple[str, 
         input_json = _json_map(input, "input")
     record = await engine.store.workflow_by_name(workflow_name)
     if record is None:
-        raise WorkflowNotFoundError(
-            f"no workflow named {workflow_name!r} is defined here or registered on {engine.path}"
-        )
+        raise WorkflowNotFoundError(_missing(workflow_name, engine, workflow is not None))
     return record.id, input_json
+
+
+def _missing(workflow_name: str, engine: Engine, defined: bool) -> str:
+    if defined:
+        return f"workflow {workflow_name!r} was deleted from {engine.path}"
+    return f"no workflow named {workflow_name!r} is defined here or registered on {engine.path}"
 
 
 def _meta(record_id: str, created: float, updated: float) -> APIResourceMeta:
@@ -164,15 +169,18 @@ class CronClient:
         meta_json = _json_map(additional_metadata, "additional_metadata")
         engine = self._client._engine
         _, input_json = await _target(engine, workflow_name, input)
-        record = await engine.store.create_cron(
-            workflow_name,
-            cron_name,
-            expression,
-            input_json,
-            meta_json,
-            checked,
-            engine.clock.time(),
-        )
+        try:
+            record = await engine.store.create_cron(
+                workflow_name,
+                cron_name,
+                expression,
+                input_json,
+                meta_json,
+                checked,
+                engine.clock.time(),
+            )
+        except UnknownWorkflowError as exc:  # deleted since `_target` looked
+            raise WorkflowNotFoundError(_missing(workflow_name, engine, True)) from exc
         engine.wake()  # its first tick is a new deadline
         return _cron(record, self._client.tenant_id)
 
@@ -378,7 +386,10 @@ class ScheduledClient:
             )
             for s in schedules
         ]
-        ids = await engine.store.create_schedules(rows, engine.clock.time())
+        try:
+            ids = await engine.store.create_schedules(rows, engine.clock.time())
+        except UnknownWorkflowError as exc:  # deleted since `_target` looked
+            raise WorkflowNotFoundError(_missing(workflow_name, engine, True)) from exc
         engine.wake()
         return workflow_id, ids
 

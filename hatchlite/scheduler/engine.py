@@ -105,6 +105,7 @@ class Engine:
         self._actions_written: dict[str, list[str]] = {}  # worker id -> action ids
         self._free_written: dict[str, tuple[int, int]] = {}  # worker id -> free slots
         self._fired: tuple[object, frozenset[str]] = (None, frozenset())  # see _fire_for
+        self._fired_at: float | None = None  # the clock at the last step that fired
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -795,6 +796,7 @@ class Engine:
         check_runs = list(self._waiters) if external and self._waiters else []
         check_running = list(self._executions) if external and self._executions else []
         check_durable = list(self._suspended) if external and self._suspended else []
+        fire = self._fire_for() if self.workers else frozenset()
         try:
             result = await self.store.tick(
                 now,
@@ -811,7 +813,8 @@ class Engine:
                 or (self._store_deadline is not None and self._store_deadline <= now),
                 wall=time.time(),
                 clock=self.clock.time,
-                fire=self._fire_for() if self.workers else (),
+                fire=fire,
+                fired_at=self._fired_at,
             )
         except asyncio.CancelledError:
             raise  # the job was submitted and runs to its end: re-queueing would double it
@@ -822,6 +825,7 @@ class Engine:
             raise
         if outcomes or result.claimed or result.finished_runs:
             self._last_activity = time.monotonic()
+        self._fired_at = now if fire else None
         self._store_deadline = result.next_deadline
         if self._listeners and (chunks or result.finished_runs):
             self._notify_listeners()

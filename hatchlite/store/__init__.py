@@ -357,6 +357,7 @@ class Store:
         wall: float = 0.0,
         clock: Callable[[], float] | None = None,
         fire: Collection[str] = (),
+        fired_at: float | None = None,
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
@@ -369,7 +370,8 @@ class Store:
         running here, of which those cancelled elsewhere are returned; `check_durable`
         are waits suspended here, of which those satisfied elsewhere are returned.
         `maintenance` (engines with workers): fire due timers and schedule timeouts, and
-        the due crons and one-time schedules of the workflows in `fire`.
+        the due crons and one-time schedules of the workflows in `fire` (`fired_at`: the
+        time of this process's previous firing step).
         A step with nothing to write takes no write lock, so a process that only
         triggers and waits never blocks the workers.
         """
@@ -391,7 +393,7 @@ class Store:
                 if paused:
                     _workflows.expire_paused_txn(settler, paused)
                 dropping = _workflows.dropping_txn(conn) if paused else {}
-                _schedules.fire_due_txn(settler, self.shapes, fire, dropping)
+                _schedules.fire_due_txn(settler, self.shapes, fire, dropping, fired_at)
             settler.close()
             _tasks.insert_logs(conn, logs)
             _streams.insert_chunks(conn, chunks)

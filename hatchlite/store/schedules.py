@@ -26,12 +26,14 @@ from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.durable import ReportedOnce
 from hatchlite.store.records import NewRun, WorkflowShape
 from hatchlite.store.settle import Settler
-from hatchlite.store.shapes import ShapeCache
+from hatchlite.store.shapes import ShapeCache, UnknownWorkflowError
 
 logger = logging.getLogger("hatchlite")
 
 # One-time schedules fired per step at most (the next step fires the rest).
 FIRE_BATCH = 500
+# The `next_at` of a cron that cannot fire (its stored expression no longer parses).
+NEVER = 1e300
 _REPORTED = ReportedOnce()
 
 
@@ -111,6 +113,17 @@ def _metadata_where(column: str, metadata: dict[str, str] | None) -> tuple[list[
     return where, params
 
 
+def _check_workflow(conn: sqlite3.Connection, names: Collection[str]) -> None:
+    """In the transaction that stores a cron or schedule: its workflow still exists (a
+    delete by another process may have come between the caller's check and now)."""
+    for name in names:
+        found = conn.execute(
+            "SELECT 1 FROM workflows WHERE name = ? AND deleted_at IS NULL", (name,)
+        ).fetchone()
+        if found is None:
+            raise UnknownWorkflowError(f"no workflow named {name!r} is registered")
+
+
 def create_cron_txn(
     conn: sqlite3.Connection,
     workflow_name: str,
@@ -122,6 +135,7 @@ def create_cron_txn(
     now: float,
 ) -> CronRecord:
     spec = parse(expression)
+    _check_workflow(conn, [workflow_name])
     cron_id = str(uuid.uuid4())
     try:
         conn.execute(
@@ -200,6 +214,7 @@ def delete_cron_txn(conn: sqlite3.Connection, cron_id: str) -> bool:
 def create_schedules_txn(
     conn: sqlite3.Connection, schedules: list[NewSchedule], now: float
 ) -> list[str]:
+    _check_workflow(conn, {s.workflow_name for s in schedules})
     ids = [str(uuid.uuid4()) for _ in schedules]
     conn.executemany(
         """INSERT INTO scheduled_runs (id, workflow_name, trigger_at, input,
@@ -403,10 +418,12 @@ def fire_due_txn(
     shapes: ShapeCache,
     served: Collection[str],
     dropping: dict[str, tuple[bool, bool]],
+    live_since: float | None = None,
 ) -> None:
     """Fire the crons and one-time schedules of `served` workflows that are due.
     `dropping` holds, for paused workflows, whether their crons and their schedules are
-    dropped (DROP) rather than queued."""
+    dropped (DROP) rather than queued. `live_since`: when this process last fired
+    (its ticks since then were late, not missed; see `cron.due_ticks`)."""
     if not served:
         return
     names = sorted(served)
@@ -423,11 +440,12 @@ def fire_due_txn(
     for cron_id, name, cron_name, expression, input_json, meta_json, priority, next_at in crons:
         shape = shapes.get(conn, name)
         try:
-            ticks, following = due_ticks(parse(expression), next_at, now, shape.cron_missed)
+            spec = parse(expression)
+            ticks, following = due_ticks(spec, next_at, now, shape.cron_missed, live_since)
         except InvalidCronError as exc:  # stored by a hatchlite that read it differently
             if _REPORTED.first(cron_id):
                 logger.error("cron %s of workflow %r does not fire: %s", cron_id, name, exc)
-            conn.execute("UPDATE crons SET next_at = 1e308 WHERE id = ?", (cron_id,))
+            conn.execute("UPDATE crons SET next_at = ? WHERE id = ?", (NEVER, cron_id))
             continue
         dropped = dropping.get(name, (False, False))[0]
         made = (
@@ -547,17 +565,21 @@ def _cron_run(
 
 
 def next_due(conn: sqlite3.Connection, served: Collection[str]) -> float | None:
-    """The earliest cron tick or schedule of `served` workflows not fired yet."""
+    """The earliest cron tick or schedule of `served` workflows not fired yet (of those
+    `fire_due_txn` would fire: their workflow exists, the cron can fire)."""
     if not served:
         return None
     names = sorted(served)
     marks = ",".join("?" * len(names))
     row = conn.execute(
         f"""SELECT min(t) FROM (
-                SELECT min(next_at) AS t FROM crons WHERE workflow_name IN ({marks})
+                SELECT min(c.next_at) AS t FROM crons c
+                JOIN workflows w ON w.name = c.workflow_name AND w.deleted_at IS NULL
+                WHERE c.workflow_name IN ({marks}) AND c.next_at < ?
                 UNION ALL
-                SELECT min(trigger_at) FROM scheduled_runs
-                WHERE workflow_name IN ({marks}) AND fired_at IS NULL)""",
-        [*names, *names],
+                SELECT min(s.trigger_at) FROM scheduled_runs s
+                JOIN workflows w ON w.name = s.workflow_name AND w.deleted_at IS NULL
+                WHERE s.workflow_name IN ({marks}) AND s.fired_at IS NULL)""",
+        [*names, NEVER, *names],
     ).fetchone()
     return None if row[0] is None else float(row[0])
