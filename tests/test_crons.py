@@ -572,3 +572,29 @@ async def test_a_schedule_for_a_workflow_deleted_meanwhile_is_refused(
     with pytest.raises(WorkflowNotFoundError, match="deleted"):
         await wf.aio_create_cron("x", "@daily")
     assert query(db, "SELECT count(*) FROM scheduled_runs") == [(1,)]
+
+
+async def test_a_paused_workflow_drops_or_queues_scheduled_runs(
+    clocked: tuple[Hatchet, TestClock, str],
+) -> None:
+    client, clock, db = clocked
+    dropped = client.workflow(name="dropped")
+    queued = client.workflow(name="queued")
+    for wf in (dropped, queued):
+        wf.task(name="noop")(lambda input, ctx: None)
+    async with Serving(client, [dropped, queued]):
+        await dropped.aio_pause(
+            timedelta(days=1), paused_workflow_scheduled_run_queue_behavior="DROP"
+        )
+        await queued.aio_pause(timedelta(days=1))  # QUEUE is the default
+        gone = (await dropped.aio_schedule(START + timedelta(hours=1))).scheduled_workflows[0]
+        kept = (await queued.aio_schedule(START + timedelta(hours=1))).scheduled_workflows[0]
+        clock.advance(timedelta(hours=1))
+        await wait_until(lambda: len(cron_runs(db, "queued")) == 1)
+        fired = "SELECT count(*) FROM scheduled_runs WHERE fired_at IS NOT NULL"
+        await wait_until(lambda: query(db, fired) == [(2,)])
+        assert cron_runs(db, "dropped") == []
+        dropped_list = await client.scheduled.aio_list(statuses=[ScheduledRunStatus.CANCELLED])
+        assert [r.metadata.id for r in dropped_list.rows or []] == [gone.id]
+        queued_now = await client.scheduled.aio_get(kept.id)
+        assert queued_now.workflow_run_status == "QUEUED"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hatchlite import Hatchet
 from tests.conftest import query, spawn_worker, wait_until_sync, worker_up
 
 
@@ -76,3 +77,51 @@ def test_a_worker_killed_and_restarted_loses_and_duplicates_no_tick(tmp_path: Pa
     assert_each_second_once(ticks)
     outputs = query(db, "SELECT output FROM task_runs WHERE workflow_name = 'heartbeat'")
     assert sorted(json.loads(str(o))["tick"] for (o,) in outputs) == sorted(ticks)
+
+
+def test_crons_and_schedules_made_elsewhere_survive_every_process_stopping(
+    tmp_path: Path,
+) -> None:
+    """Another process creates a cron and a schedule while no worker runs; the worker
+    started afterwards fires the schedule once and the cron on every tick, and after a
+    SIGKILL and a restart the cron goes on."""
+    db = str(tmp_path / "elsewhere.db")
+    stop(start(db, tmp_path / "register.log"))  # the workflow is registered, then down
+    client = Hatchet(db=db, auto_worker=False)
+    try:
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        scheduled = client.scheduled.create("heartbeat", soon, {}, {"kind": "once"})
+        client.cron.create("heartbeat", "every-2s", "*/2 * * * * *", {}, {"kind": "api"})
+    finally:
+        client.close()
+
+    def api_ticks() -> list[str]:
+        return [m for m, kind in kinds(db) if kind == "api"]
+
+    worker = start(db, tmp_path / "first.log")
+    try:
+        wait_until_sync(lambda: len(api_ticks()) >= 2, timeout=30, what="the API cron")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        fired_before = len(api_ticks())
+        worker = start(db, tmp_path / "second.log")
+        wait_until_sync(lambda: len(api_ticks()) >= fired_before + 2, timeout=30, what="more")
+    finally:
+        stop(worker)
+    assert [kind for _, kind in kinds(db)].count("once") == 1
+    ticks = api_ticks()
+    assert len(ticks) == len(set(ticks))
+    row = query(db, "SELECT run_id FROM scheduled_runs WHERE id = ?", (scheduled.metadata.id,))
+    assert row[0][0] is not None
+
+
+def kinds(db: str) -> list[tuple[str, str]]:
+    """(cron tick or "", the `kind` metadata) of each run, oldest first."""
+    rows = query(
+        db,
+        """SELECT coalesce(json_extract(additional_metadata, '$.hatchet__cron_scheduled_at'),
+                           ''),
+                  coalesce(json_extract(additional_metadata, '$.kind'), '')
+           FROM workflow_runs ORDER BY seq""",
+    )
+    return [(str(tick), str(kind)) for tick, kind in rows]

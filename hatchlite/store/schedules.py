@@ -22,6 +22,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from hatchlite.cron import InvalidCronError, due_ticks, format_instant, parse
+from hatchlite.exceptions import HatchliteError
 from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.durable import ReportedOnce
 from hatchlite.store.records import NewRun, WorkflowShape
@@ -37,7 +38,7 @@ NEVER = 1e300
 _REPORTED = ReportedOnce()
 
 
-class DuplicateCronNameError(ValueError):
+class DuplicateCronNameError(HatchliteError, ValueError):
     """A workflow already has a cron of that name."""
 
 
@@ -471,6 +472,7 @@ def fire_due_txn(
             ORDER BY s.trigger_at, s.seq LIMIT ?""",
         [*names, now, FIRE_BATCH],
     ).fetchall()
+    fired = []
     for schedule_id, name, input_json, meta_json, priority, *parent in schedules:
         shape = shapes.get(conn, name)
         run = None
@@ -479,10 +481,10 @@ def fire_due_txn(
             run.parent_workflow_run_id, run.parent_task_run_id = parent[0], parent[1]
             run.child_index, run.child_key = parent[2], parent[3]
             runs.append(run)
-        conn.execute(
-            "UPDATE scheduled_runs SET fired_at = ?, run_id = ?, updated_at = ? WHERE id = ?",
-            (now, run.run_id if run else None, now, schedule_id),
-        )
+        fired.append((now, run.run_id if run else None, now, schedule_id))
+    conn.executemany(
+        "UPDATE scheduled_runs SET fired_at = ?, run_id = ?, updated_at = ? WHERE id = ?", fired
+    )
     if runs:
         _start(settler, shapes, runs)
 
