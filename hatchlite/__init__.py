@@ -14,7 +14,7 @@ from hatchlite.conditions import (
     or_,
 )
 from hatchlite.context import Context
-from hatchlite.dag import Task, WorkflowConfig
+from hatchlite.dag import Depends, Task, WorkflowConfig
 from hatchlite.durable import DurableContext, SleepResult
 from hatchlite.exceptions import (
     BulkTriggerIdempotencyCollisionError,
@@ -88,6 +88,7 @@ __all__ = [
     "Context",
     "DedupeViolationError",
     "DefaultFilter",
+    "Depends",
     "DesiredWorkerLabel",
     "DurableContext",
     "EmptyModel",

@@ -637,3 +637,24 @@ class Hatchet:
 
     async def aio_close(self) -> None:
         await RUNTIME.acall(self._engine.close)
+
+    # -- Hatchet's embedded engine: hatchlite is one already -------------------------
+
+    @classmethod
+    def from_embedded(cls, config: ClientConfig | None = None) -> Hatchet:
+        """Hatchet starts a local engine here; hatchlite is that engine, in the process:
+        the same as `Hatchet(config=config)` (the database: `HATCHLITE_DB`, else
+        hatchlite.db). `config.embedded` settings, if any, have no effect."""
+        if config is not None and getattr(config, "embedded", None) is not None:
+            warn_user(
+                "ClientConfig.embedded has no effect on hatchlite: the engine is embedded",
+                UnenforcedParameterWarning,
+            )
+        return cls(config=config)
+
+    def stop_embedded(self) -> None:
+        """Stop the engine (`close()`)."""
+        self.close()
+
+    async def aio_stop_embedded(self) -> None:
+        await self.aio_close()

@@ -8,6 +8,7 @@ import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from hatchlite import contextvars as hooks
 from hatchlite.exceptions import PayloadTooLargeError, TaskRunError
 from hatchlite.types import Duration, JSONMap, to_timedelta
 
@@ -20,6 +21,23 @@ R = TypeVar("R")
 current_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "hatchlite_current_context", default=None
 )
+
+
+def enter_task(ctx: Context) -> None:
+    """Set the context variables of a task about to run (in its own asyncio task):
+    hatchlite's and Hatchet's (`hatchlite.contextvars`)."""
+    current_context.set(ctx)
+    hooks.ctx_action_key.set(ctx.action_key)
+    hooks.ctx_workflow_run_id.set(ctx.workflow_run_id)
+    hooks.ctx_step_run_id.set(ctx.step_run_id)
+    hooks.ctx_worker_id.set(ctx._link.worker_id)
+    hooks.ctx_additional_metadata.set(ctx.additional_metadata)
+    hooks.ctx_task_retry_count.set(ctx.retry_count)
+
+
+def leave_task(ctx: Context) -> None:
+    """The attempt ended: forget its spawn count."""
+    hooks.workflow_spawn_indices.pop(ctx.action_key, None)
 
 
 class ExecutionLink(Protocol):
@@ -103,8 +121,9 @@ class Context:
         self._run = run
         self._link = link
         self._outputs: dict[str, Any] = {}
-        # Spawn counter for children triggered by this attempt (Hatchet's child_index).
-        self._spawn_index = 0
+        # Children spawned by this attempt are counted under this key (Hatchet's
+        # child_index, in hatchlite.contextvars.workflow_spawn_indices).
+        self.action_key = hooks.action_key(link.task_id, link.retry_count)
 
     # -- identity ----------------------------------------------------------------
 
@@ -374,9 +393,7 @@ class Context:
         return self.is_cancelled
 
     def next_spawn_index(self) -> int:
-        index = self._spawn_index
-        self._spawn_index += 1
-        return index
+        return hooks.next_spawn_index(self.action_key)
 
 
 class _WorkerHandle:

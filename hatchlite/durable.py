@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from hatchlite import contextvars as hooks
 from hatchlite.cel import check_boolean
 from hatchlite.conditions import Condition, OrGroup, ParentCondition, SleepCondition
 from hatchlite.conditions import UserEventCondition as UserEventCondition
@@ -240,7 +241,7 @@ class DurableContext(Context):
         node, entry = self._next("SPAWN", f"spawn:{workflow_name}")
         if entry is not None:
             ids: list[str] = _loads(entry.result)["run_ids"]
-            self._spawn_index += indexed
+            hooks.workflow_spawn_indices[self.action_key] += indexed
             return ids
         run_ids = await create()
         await self._record(node, "SPAWN", f"spawn:{workflow_name}", {"run_ids": run_ids})

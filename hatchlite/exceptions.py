@@ -87,8 +87,9 @@ class LoopAlreadyRunningError(Exception):
     """`worker.start()` was called from a thread that runs an event loop."""
 
 
-class InvalidDependencyError(Exception):
-    """A `Depends(...)` function is invalid."""
+class InvalidDependencyError(HatchliteError):
+    """A `Depends(...)` function is invalid: too few parameters, a cycle, or a parameter
+    nothing can fill (raised when the task is defined)."""
 
 
 class DedupeViolationError(Exception):

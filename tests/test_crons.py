@@ -383,7 +383,10 @@ async def test_schedule_fires_once_at_its_time(clocked: tuple[Hatchet, TestClock
         await wait_until(lambda: len(cron_runs(db, "remind")) == 1)
         after = await client.scheduled.aio_get(scheduled.id)
         assert after.workflow_run_id is not None
-        result = await client.runs.aio_get_result(after.workflow_run_id)
+        run_id = after.workflow_run_id
+        done = "SELECT status FROM workflow_runs WHERE id = ?"
+        await wait_until(lambda: query(db, done, (run_id,)) == [("COMPLETED",)])
+        result = await client.runs.aio_get_result(run_id)
         clock.advance(timedelta(days=3))
         await asyncio.sleep(0.05)
     assert cron_runs(db, "remind") == [{"k": "v"}]

@@ -4,6 +4,7 @@ Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 `ValueError`) naming the workflow, the task and what is wrong, at decoration time.
 """
 
+from hatchlite.dag.depends import Depends
 from hatchlite.dag.task import (
     DEFAULT_EXECUTION_TIMEOUT,
     DEFAULT_RETRIES,
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_EXECUTION_TIMEOUT",
     "DEFAULT_RETRIES",
     "DEFAULT_SCHEDULE_TIMEOUT",
+    "Depends",
     "DurableTaskDecorator",
     "R",
     "TWorkflowInput",

@@ -18,7 +18,9 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from hatchlite.conditions import Condition, OrGroup, flatten
+from hatchlite.dag.depends import Dependency, task_dependencies
 from hatchlite.exceptions import IllegalTaskOutputError, InvalidDefinitionError
+from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.types import (
     ConcurrencyExpression,
     DefaultFilter,
@@ -178,6 +180,10 @@ class Task(Generic[TWorkflowInput, R]):
         self.is_durable = is_durable
         self.eviction_policy = eviction_policy
         self.is_async_function = inspect.iscoroutinefunction(fn)
+        # `Depends` parameters, checked now; empty for most tasks (then no cost per attempt)
+        self.dependencies: tuple[Dependency, ...] = task_dependencies(
+            fn, f"workflow {workflow.name!r}, task {name!r}"
+        )
         self.output_validator_type: Any = _return_type(fn)
         self.output_validator: TypeAdapter[Any] = TypeAdapter(self.output_validator_type)
 
@@ -213,9 +219,9 @@ class Task(Generic[TWorkflowInput, R]):
             except (TypeError, ValueError):
                 text = json.dumps(to_jsonable_python(value), separators=(",", ":"))
         elif isinstance(value, BaseModel):
-            text = value.model_dump_json()
+            text = value.model_dump_json(context=SERDE)
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            text = TypeAdapter(type(value)).dump_json(value).decode()
+            text = TypeAdapter(type(value)).dump_json(value, context=SERDE).decode()
         else:
             raise IllegalTaskOutputError(
                 f"Tasks must return either a dictionary, a Pydantic BaseModel, or a dataclass; "
@@ -231,7 +237,7 @@ class Task(Generic[TWorkflowInput, R]):
     def parse_output(self, text: str | None) -> R:
         """The stored output validated into the task's declared return type."""
         data = json.loads(text) if text else {}
-        return cast(R, self.output_validator.validate_python(data))
+        return cast(R, self.output_validator.validate_python(data, context=SERDE))
 
     # -- unit testing ------------------------------------------------------------
 
@@ -244,11 +250,14 @@ class Task(Generic[TWorkflowInput, R]):
         lifespan: Any = None,
         dependencies: dict[str, Any] | None = None,
     ) -> R:
-        """Call the function with a fake context, outside any engine."""
+        """Call the function with a fake context, outside any engine. `Depends`
+        parameters are not resolved (as in Hatchet): pass their values as
+        `dependencies={"name": value}`."""
         if self.is_async_function:
             raise TypeError(f"{self.name} is async; use aio_mock_run")
         ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
-        return cast(R, self.fn(self._mock_input(input), ctx, **(dependencies or {})))
+        kwargs = self._mock_dependencies(dependencies)
+        return cast(R, self.fn(self._mock_input(input), ctx, **kwargs))
 
     async def aio_mock_run(
         self,
@@ -259,11 +268,33 @@ class Task(Generic[TWorkflowInput, R]):
         lifespan: Any = None,
         dependencies: dict[str, Any] | None = None,
     ) -> R:
+        """The `async` form of `mock_run`."""
         if not self.is_async_function:
             raise TypeError(f"{self.name} is not async; use mock_run")
         ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
-        result = self.fn(self._mock_input(input), ctx, **(dependencies or {}))
+        kwargs = self._mock_dependencies(dependencies)
+        result = self.fn(self._mock_input(input), ctx, **kwargs)
         return cast(R, await result)
+
+    def _mock_dependencies(self, dependencies: dict[str, Any] | None) -> dict[str, Any]:
+        """The keyword arguments of a mock run; a `TypeError` (the one the call would
+        raise) that says what to pass when a dependency without a default is missing."""
+        given = dict(dependencies or {})
+        if not self.dependencies:
+            return given
+        params = inspect.signature(self.fn).parameters
+        missing = [
+            d.name
+            for d in self.dependencies
+            if d.name not in given and params[d.name].default is inspect.Parameter.empty
+        ]
+        if missing:
+            raise TypeError(
+                f"task {self.name!r} has dependencies {missing} with no default: a mock run "
+                f"does not resolve `Depends` (as in Hatchet); pass their values as "
+                f"dependencies={{{', '.join(f'{n!r}: ...' for n in missing)}}}"
+            )
+        return given
 
     def _mock_input(self, input: Any) -> Any:
         if input is None:

@@ -23,6 +23,7 @@ from hatchlite.exceptions import (
     PayloadTooLargeError,
     UnenforcedParameterWarning,
 )
+from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.store.records import TaskShape, WorkflowShape
 from hatchlite.types import (
     DEFAULT_EVICTION_POLICY,
@@ -524,8 +525,8 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             else:
                 if isinstance(input, BaseModel):
                     input = input.model_dump()
-                value = self.input_adapter.validate_python(input)
-            text = self.input_adapter.dump_json(value).decode()
+                value = self.input_adapter.validate_python(input, context=SERDE)
+            text = self.input_adapter.dump_json(value, context=SERDE).decode()
         except ValidationError as exc:
             raise InputValidationError(
                 f"input for workflow {self.name!r} does not validate against "
@@ -538,7 +539,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         return text
 
     def parse_input(self, text: str) -> Any:
-        return self.input_adapter.validate_json(text)
+        return self.input_adapter.validate_json(text, context=SERDE)
 
 
 def _ancestors(parents: list[Task[Any, Any]]) -> set[str]:

@@ -4,15 +4,18 @@ are called. Retry, timeout and cancellation all wrap the one call in `_invoke`."
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from hatchlite.context import Context, RunData, current_context
+from hatchlite.context import Context, RunData, enter_task, leave_task
+from hatchlite.dag.depends import exit_dependencies, resolve_dependencies
 from hatchlite.exceptions import (
     HatchliteError,
     NonDeterminismError,
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hatchlite")
 T = TypeVar("T")
+
+# Exits of dependencies still running after their attempt ended (held so that they are
+# not garbage-collected while they wait for a task thread).
+_cleanups: set[asyncio.Task[Exception | None]] = set()
 
 
 class DurableHistoryError(HatchliteError):
@@ -175,13 +182,74 @@ class Execution:
             raise _InvalidInput(
                 f"input of workflow {task.workflow.name!r} does not validate: {exc}"
             ) from exc
-        current_context.set(ctx)
-        if task.is_async_function:
-            return await task.fn(value, ctx)
-        call_context = contextvars.copy_context()
+        enter_task(ctx)
+        try:
+            if task.dependencies:
+                return await self._invoke_with_dependencies(value, ctx)
+            if task.is_async_function:
+                return await task.fn(value, ctx)
+            call_context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.worker.executor, call_context.run, task.fn, value, ctx
+            )
+        finally:
+            leave_task(ctx)
+
+    async def _invoke_with_dependencies(self, value: Any, ctx: Context) -> Any:
+        """The task called with its `Depends` values, resolved for this attempt; the
+        context managers they entered are exited after it, whatever its end."""
+        task = self.task
+        entered: list[Any] = []
+        body: concurrent.futures.Future[Any] | None = None
+        try:
+            kwargs = await resolve_dependencies(
+                task.dependencies, value, ctx, self._run_sync, entered
+            )
+            if task.is_async_function:
+                result = await task.fn(value, ctx, **kwargs)
+            else:
+                call = functools.partial(task.fn, value, ctx, **kwargs)
+                body = self.worker.executor.submit(contextvars.copy_context().run, call)
+                result = await asyncio.wrap_future(body)
+        except BaseException:
+            await self._exit_dependencies(entered, body)  # errors logged: the task's stands
+            raise
+        error = await self._exit_dependencies(entered, body)
+        if error is not None:
+            raise error  # as in Hatchet, a failed exit fails an attempt that succeeded
+        return result
+
+    async def _exit_dependencies(
+        self, entered: list[Any], body: concurrent.futures.Future[Any] | None
+    ) -> Exception | None:
+        """Exit the dependencies' context managers once the task has stopped. The exits
+        run as an asyncio task of their own, so a cancel or a timeout that arrives
+        meanwhile ends the attempt without cutting them short; and a `def` task's thread
+        may outlive a cancel or a timeout: they then exit after it, and the attempt does
+        not wait."""
+        if not entered:
+            return None
+        where = f"task {self.task.workflow.name}:{self.task.name}"
+        running = body is not None and not body.done()
+
+        async def exit_all() -> Exception | None:
+            if running:
+                assert body is not None
+                await asyncio.wait([asyncio.wrap_future(body)])
+            return await exit_dependencies(entered, self._run_sync, where)
+
+        cleanup = asyncio.get_running_loop().create_task(exit_all())
+        _cleanups.add(cleanup)
+        cleanup.add_done_callback(_cleanups.discard)
+        return None if running else await asyncio.shield(cleanup)
+
+    async def _run_sync(self, call: Callable[[], T]) -> T:
+        """Run a plain dependency function (or a context manager's enter or exit) on the
+        worker's task threads, with this attempt's context variables."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.worker.executor, call_context.run, task.fn, value, ctx
+            self.worker.executor, contextvars.copy_context().run, call
         )
 
     async def _run(self) -> None:

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Collection
 
-from hatchlite.exceptions import HatchliteError, RunNotFoundError
+from hatchlite.exceptions import HatchliteError, NonDeterminismError, RunNotFoundError
 from hatchlite.limits import key_run
 from hatchlite.store.concurrency import HELD_BY_LIMIT
 from hatchlite.store.records import (
@@ -144,16 +144,29 @@ def trigger_txn(
 
 
 def _existing_child(conn: sqlite3.Connection, run: NewRun) -> tuple[str, str] | None:
-    """(id, status) of the child run spawned before with `run`'s identity, if any."""
+    """(id, status) of the child run spawned before with `run`'s identity, if any. One
+    of another workflow under that identity is a non-determinism error (as in Hatchet):
+    the parent spawned something else in that place before."""
+    identity = run.child_key if run.child_key is not None else f"index:{run.child_index}"
     row = conn.execute(
-        """SELECT id, status FROM workflow_runs WHERE parent_task_run_id = ?
+        """SELECT id, status, workflow_name FROM workflow_runs WHERE parent_task_run_id = ?
            AND coalesce(child_key, 'index:' || child_index) = ?""",
-        (
-            run.parent_task_run_id,
-            run.child_key if run.child_key is not None else f"index:{run.child_index}",
-        ),
+        (run.parent_task_run_id, identity),
     ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
+    if row is None:
+        return None
+    if row[2] != run.workflow_name:
+        assert run.parent_task_run_id is not None
+        what = f"child key {run.child_key!r}" if run.child_key else f"child index {run.child_index}"
+        raise NonDeterminismError(
+            run.parent_task_run_id,
+            0,
+            f"non-determinism: task run {run.parent_task_run_id} spawned a run of "
+            f"{run.workflow_name!r} with {what}, which it gave to a run of {row[2]!r} "
+            f"before ({row[0]})",
+            0,
+        )
+    return str(row[0]), str(row[1])
 
 
 def _claim_idempotency_key(
