@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import uuid
 import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -392,6 +393,11 @@ class Context:
         )
         return self.is_cancelled
 
+    @property
+    def is_mock(self) -> bool:
+        """Whether this context is `mock_run`'s (a hatchlite extra)."""
+        return bool(getattr(self._link, "is_mock", False))
+
     def next_spawn_index(self) -> int:
         return hooks.next_spawn_index(self.action_key)
 
@@ -420,9 +426,11 @@ class _WorkerHandle:
 class _MockLink:
     """The engine stand-in behind `Task.mock_run`."""
 
+    is_mock = True
+
     def __init__(self, retry_count: int, lifespan: Any) -> None:
-        self.task_id = "mock-task-run"
-        self.run_id = "mock-workflow-run"
+        self.task_id = str(uuid.uuid4())  # random, as Hatchet's mock_run
+        self.run_id = str(uuid.uuid4())
         self.retry_count = retry_count
         self.worker_id = "mock-worker"
         self.worker_name = "mock-worker"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
@@ -99,9 +99,17 @@ class DurableContext(Context):
 
     @property
     def _execution(self) -> Execution:
+        if self.is_mock:
+            raise TypeError(
+                f"task {self._task.name!r} under mock_run: there is no engine to wait for "
+                f"events or run children; test it with a worker (the hatchlite pytest "
+                f"plugin, docs/testing.md). Durable sleeps return at once under mock_run."
+            )
         return self._link  # type: ignore[return-value]
 
     async def _record(self, node: int, kind: str, key: str, result: Any) -> None:
+        if self.is_mock:
+            return  # nothing is stored under mock_run
         execution = self._execution
         await execution.engine.store.durable_record(
             self.task_run_id,
@@ -124,7 +132,7 @@ class DurableContext(Context):
         node, entry = self._next("NOW", "now")
         if entry is not None:
             return datetime.fromisoformat(json.loads(entry.result or '""'))
-        now = self._execution.engine.clock.now()
+        now = datetime.now(UTC) if self.is_mock else self._execution.engine.clock.now()
         await self._record(node, "NOW", "now", now.isoformat())
         return now
 
@@ -135,7 +143,10 @@ class DurableContext(Context):
         label: str | None = None,
     ) -> dict[str, Any]:
         """Wait until every condition (an `or_` group: any of its members) is met;
-        returns `{"CREATE": {readable_data_key: [payload, ...]}}` for what was met."""
+        returns `{"CREATE": {readable_data_key: [payload, ...]}}` for what was met.
+        Under `mock_run` a wait for sleeps only returns at once."""
+        if self.is_mock and all(isinstance(c, SleepCondition) for c in conditions):
+            return {}
         specs = self._specs(conditions)
         # The entry records what the conditions were too, so a replay that waits for
         # something else under the same signal key is caught as non-deterministic.

@@ -254,7 +254,7 @@ class Task(Generic[TWorkflowInput, R]):
         parameters are not resolved (as in Hatchet): pass their values as
         `dependencies={"name": value}`."""
         if self.is_async_function:
-            raise TypeError(f"{self.name} is async; use aio_mock_run")
+            raise TypeError(f"{self.name} is not a sync function. Use `aio_mock_run` instead.")
         ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
         kwargs = self._mock_dependencies(dependencies)
         return cast(R, self.fn(self._mock_input(input), ctx, **kwargs))
@@ -270,7 +270,7 @@ class Task(Generic[TWorkflowInput, R]):
     ) -> R:
         """The `async` form of `mock_run`."""
         if not self.is_async_function:
-            raise TypeError(f"{self.name} is not async; use mock_run")
+            raise TypeError(f"{self.name} is not an async function. Use `mock_run` instead.")
         ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
         kwargs = self._mock_dependencies(dependencies)
         result = self.fn(self._mock_input(input), ctx, **kwargs)
