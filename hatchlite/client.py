@@ -138,6 +138,13 @@ class _Engines:
             RUNTIME.on_shutdown(engine.close)
             return engine
 
+    def closed(self, engine: Engine) -> None:
+        """`engine` was closed: forget it (its file's definitions stay)."""
+        with self._lock:
+            if self._engines.get(engine.path) is engine:
+                del self._engines[engine.path]
+        RUNTIME.forget(engine.close)
+
 
 ENGINES = _Engines()
 
@@ -633,10 +640,14 @@ class Hatchet:
 
     def close(self) -> None:
         """Close this client's engine: stop its workers and close the database."""
-        RUNTIME.call(self._engine.close)
+        engine = self._engine
+        RUNTIME.call(engine.close)
+        ENGINES.closed(engine)
 
     async def aio_close(self) -> None:
-        await RUNTIME.acall(self._engine.close)
+        engine = self._engine
+        await RUNTIME.acall(engine.close)
+        ENGINES.closed(engine)
 
     # -- Hatchet's embedded engine: hatchlite is one already -------------------------
 

@@ -107,6 +107,12 @@ class Runtime:
     def on_shutdown(self, closer: Callable[[], Awaitable[None]]) -> None:
         self._closers.append(closer)
 
+    def forget(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """`closer` ran already: drop it (a process that opens many databases in turn,
+        such as a test suite, keeps no closed engine alive)."""
+        with contextlib.suppress(ValueError):
+            self._closers.remove(closer)
+
     def shutdown(self) -> None:
         """Close every engine and stop the loop (at interpreter exit)."""
         loop, thread = self.loop, self._thread
