@@ -19,6 +19,7 @@ from hatchet_sdk import (
     Hatchet,
     IdempotencyCollisionError,
     ParentCondition,
+    PushEventOptions,
     RateLimit,
     RateLimitDuration,
     TTLBasedIdempotencyConfig,
@@ -108,8 +109,15 @@ def main() -> None:
     hatchet.event.push("shop:approved", {"who": "ann"})
     assert ref.result()["approved"] is True
 
-    pushed = hatchet.event.push("shop:refund", {"amount": 3})
+    pushed = hatchet.event.push(
+        "shop:refund", {"amount": 3}, options=PushEventOptions(scope="refunds")
+    )
     assert pushed.key == "shop:refund"
+    while not (runs := hatchet.runs.list(workflow_ids=[refunds.id]).rows) or any(
+        run.status != V1TaskStatus.COMPLETED for run in runs
+    ):
+        time.sleep(0.01)
+    assert len(runs) == 1  # the filter of scope "refunds" matched the event once
 
     assert invoice.run(Order(id="i-1", amount=1)) == {"invoice": "i-1"}
     try:
