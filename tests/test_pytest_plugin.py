@@ -241,6 +241,10 @@ def test_settings_from_the_ini_file_and_a_bad_marker(tmp_path: Path) -> None:
 
 def test_a_plain_suite_is_untouched(tmp_path: Path) -> None:
     (tmp_path / "test_plain.py").write_text(PLAIN)
+    # pytest-asyncio warns about this option when it is unset; -W error makes that fatal.
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+    )
     with_plugin = run_pytest(tmp_path, "-W", "error")
     assert with_plugin.returncode == 0, with_plugin.stdout + with_plugin.stderr
     assert re.match(r"1 passed in ", summary(with_plugin))
