@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast, overload
 from pydantic import BaseModel, Field, field_validator
 
 from hatchlite.clock import SYSTEM_CLOCK, Clock
-from hatchlite.context import Context
+from hatchlite.context import Context, running_task_engine
 from hatchlite.cron import MissedTicks
 from hatchlite.dag import (
     DEFAULT_EXECUTION_TIMEOUT,
@@ -194,6 +194,7 @@ class Hatchet:
         self._clock = clock
         self._synchronous = synchronous
         self._own_engine: Engine | None = None
+        self._follows_task_engine = False  # see hatchlite.testing.redirect
         if self._key == ":memory:":
             self._own_engine = ENGINES.get(self._key, clock, synchronous)
         else:
@@ -212,6 +213,10 @@ class Hatchet:
 
     @property
     def _engine(self) -> Engine:
+        if self._follows_task_engine:
+            engine = running_task_engine()
+            if engine is not None:
+                return engine
         if self._own_engine is not None:
             return self._own_engine
         return ENGINES.get(self._key, self._clock, self._synchronous)

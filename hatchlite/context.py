@@ -9,12 +9,16 @@ import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from pydantic_core import to_jsonable_python
+
 from hatchlite import contextvars as hooks
 from hatchlite.exceptions import PayloadTooLargeError, TaskRunError
+from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.types import Duration, JSONMap, to_timedelta
 
 if TYPE_CHECKING:
     from hatchlite.dag import Task
+    from hatchlite.scheduler.engine import Engine
 
 R = TypeVar("R")
 
@@ -34,6 +38,14 @@ def enter_task(ctx: Context) -> None:
     hooks.ctx_worker_id.set(ctx._link.worker_id)
     hooks.ctx_additional_metadata.set(ctx.additional_metadata)
     hooks.ctx_task_retry_count.set(ctx.retry_count)
+
+
+def running_task_engine() -> Engine | None:
+    """The engine of the task running in this asyncio task or thread, if any."""
+    ctx = current_context.get()
+    if ctx is None or ctx.is_mock:
+        return None
+    return getattr(ctx._link, "engine", None)
 
 
 def leave_task(ctx: Context) -> None:
@@ -465,8 +477,9 @@ class _MockLink:
 def mock_context(
     task: Task[Any, Any],
     *,
+    input_json: str,
     additional_metadata: JSONMap,
-    parent_outputs: dict[str, JSONMap],
+    parent_outputs: dict[str, Any],
     retry_count: int,
     lifespan: Any,
 ) -> Context:
@@ -474,10 +487,13 @@ def mock_context(
 
     run = RunData(
         workflow_name=task.workflow.name,
-        input_json="{}",
+        input_json=input_json,
         additional_metadata=additional_metadata,
         priority=1,
-        parent_outputs={k: json.dumps(v) for k, v in parent_outputs.items()},
+        # Given as dicts, models or dataclasses: stored as a run would store them.
+        parent_outputs={
+            k: json.dumps(to_jsonable_python(v, context=SERDE)) for k, v in parent_outputs.items()
+        },
         parent_errors={},
     )
     cls = DurableContext if task.is_durable else Context

@@ -25,6 +25,7 @@ from hatchlite.conditions import UserEventCondition as UserEventCondition
 from hatchlite.context import Context, ExecutionLink, RunData
 from hatchlite.exceptions import NonDeterminismError
 from hatchlite.scheduler.execution import DurableHistoryError
+from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.store import ConditionSpec, HistoryEntry
 from hatchlite.types import Duration, duration_expr, to_timedelta
 
@@ -219,7 +220,7 @@ class DurableContext(Context):
         payload = next(iter(matches.values()))[0] if matches else {}
         if payload_validator is None:
             return payload
-        return TypeAdapter(payload_validator).validate_python(payload)
+        return TypeAdapter(payload_validator).validate_python(payload, context=SERDE)
 
     async def _aio_memo(
         self,
@@ -239,9 +240,10 @@ class DurableContext(Context):
         ).hexdigest()[:32]
         node, entry = self._next("MEMO", f"memo:{digest}")
         if entry is not None:
-            return adapter.validate_json(json.loads(entry.result or "null"))
+            return adapter.validate_json(json.loads(entry.result or "null"), context=SERDE)
         value = await fn(*args, **kwargs)
-        await self._record(node, "MEMO", f"memo:{digest}", adapter.dump_json(value).decode())
+        dumped = adapter.dump_json(value, context=SERDE).decode()
+        await self._record(node, "MEMO", f"memo:{digest}", dumped)
         return value
 
     async def spawn(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from hatchlite.client import Hatchet
+from hatchlite.client import ENGINES, Hatchet
 from hatchlite.clock import _LATEST, TestClock
 from hatchlite.features.events import Event
 from hatchlite.models import V1TaskSummary, V1WorkflowRunDetails
@@ -56,6 +56,10 @@ def redirect(client: Hatchet, to: Hatchet) -> Iterator[None]:
             target.define(workflow)
     saved = client._own_engine, client.db
     client._own_engine, client.db = target, to.db
+    # From now on, calls this client makes from inside a task go to that task's own
+    # engine: a task thread that outlives its test reaches its closed engine (an
+    # EngineClosedError), never the next test's database or the application's.
+    client._follows_task_engine = True
     try:
         yield
     finally:
@@ -138,6 +142,7 @@ class HatchetTest:
         finally:
             try:
                 RUNTIME.call(self._engine.close)
+                ENGINES.closed(self._engine)  # the process keeps no closed engine
             finally:
                 self._bindings.close()
 

@@ -229,3 +229,25 @@ def test_from_embedded_is_a_client(tmp_path: Path) -> None:
         assert wf.run() == {"noop": {"ok": 1}}
     finally:
         client.stop_embedded()
+
+
+def test_a_missing_name_is_a_missing_attribute_outside_an_import(sdk: types.ModuleType) -> None:
+    """hasattr, getattr with a default and mock.patch see a plain missing attribute;
+    only `from ... import` raises the explaining ImportError."""
+    assert not hasattr(sdk, "RunEventListener")
+    assert getattr(sdk, "SomeFutureName", None) is None
+    workflow_module = importlib.import_module("hatchet_sdk.runnables.workflow")
+    assert not hasattr(workflow_module, "MCPProvider")
+
+
+def test_the_modules_hatchets_top_level_imports_from(sdk: types.ModuleType) -> None:
+    from hatchet_sdk.conditions import Action
+    from hatchet_sdk.types.idempotency import TTLBasedIdempotencyConfig
+    from hatchet_sdk.types.trigger import PushEventOptions, TriggerWorkflowOptions
+
+    assert TTLBasedIdempotencyConfig is sdk.TTLBasedIdempotencyConfig
+    assert (PushEventOptions, TriggerWorkflowOptions) == (
+        sdk.PushEventOptions,
+        sdk.TriggerWorkflowOptions,
+    )
+    assert Action is hatchlite.conditions.Action

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any, TypeAlias
 
@@ -599,3 +601,39 @@ def test_mock_run_injects_the_given_dependencies_and_resolves_nothing() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         asyncio.run(in_workflow.aio_mock_run(dependencies={"a": "x", "nope": 1}))
     assert EVENTS == []
+
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("current", default=None)
+_session_tasks: list[tuple[str, str]] = []
+
+
+@asynccontextmanager
+async def current_session(input: EmptyModel, ctx: Context) -> AsyncIterator[str]:
+    token = _current.set("S")
+    entered = asyncio.current_task()
+    try:
+        yield "S"
+    finally:
+        _current.reset(token)  # raises if not in the Context it was set in
+        _session_tasks.append((str(entered), str(asyncio.current_task())))
+
+
+def test_an_async_context_manager_exits_in_the_task_it_entered(db_path: str) -> None:
+    """A dependency that sets a context variable and resets it on exit (a "current
+    session"), or holds a scope bound to its asyncio task, needs its exit in the same
+    task as its enter."""
+    _session_tasks.clear()
+    client = Hatchet(db=db_path)
+    try:
+
+        @client.task(name="uses-session")
+        async def uses_session(
+            input: EmptyModel, ctx: Context, s: Annotated[str, Depends(current_session)]
+        ) -> dict[str, object]:
+            return {"s": s, "seen": _current.get()}
+
+        assert uses_session.run() == {"s": "S", "seen": "S"}
+    finally:
+        client.close()
+    [(entered, exited)] = _session_tasks
+    assert entered == exited

@@ -89,3 +89,18 @@ def test_a_durable_wait_for_an_event_says_mock_run_cannot_deliver_it(client: Hat
 
     with pytest.raises(TypeError, match="mock_run: there is no engine to wait for events"):
         asyncio.run(approval.aio_mock_run())
+
+
+def test_mock_context_carries_the_input_and_model_parent_outputs(client: Hatchet) -> None:
+    wf = client.workflow(name="shipping", input_validator=Item)
+
+    @wf.task()
+    def weigh(input: Item, ctx: Context) -> Item:
+        return Item(sku=input.sku)
+
+    @wf.task(parents=[weigh])
+    def label(input: Item, ctx: Context) -> dict[str, object]:
+        return {"input": ctx.workflow_input, "weighed": ctx.task_output(weigh).sku}
+
+    out = label.mock_run(Item(sku="d"), parent_outputs={"weigh": Item(sku="w")})  # type: ignore[dict-item]
+    assert out == {"input": {"sku": "d"}, "weighed": "w"}

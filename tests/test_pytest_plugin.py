@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -252,3 +254,44 @@ def test_a_plain_suite_is_untouched(tmp_path: Path) -> None:
     # The plugin was loaded all the same: its fixture is there for tests that ask.
     fixtures = run_pytest(tmp_path, "--fixtures")
     assert "hatchet_test" in fixtures.stdout
+
+
+def test_a_task_thread_outliving_its_test_reaches_no_other_database(tmp_path: Path) -> None:
+    """A `def` task still running when its test ends, which then calls the application's
+    client, gets an error: its call goes to its own, closed engine, never to the next
+    test's database (nor the application's)."""
+    from hatchlite import Context, EmptyModel, Hatchet
+    from hatchlite.testing import HatchetTest
+
+    app = Hatchet(db=str(tmp_path / "app.db"), auto_worker=False)
+    release = threading.Event()
+    outcome: list[str] = []
+
+    @app.task(name="lingers")
+    def lingers(input: EmptyModel, ctx: Context) -> None:
+        release.wait(10)
+        try:
+            app.event.push("leaked", {})
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+        else:
+            outcome.append("pushed")
+
+    with HatchetTest(str(tmp_path / "one.db")) as first:
+        first.serve(app)
+        lingers.run_no_wait()
+        deadline = time.monotonic() + 5
+        while not [r for r in first.runs() if r.status == "RUNNING"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    with HatchetTest(str(tmp_path / "two.db")) as second:
+        second.serve(app)
+        release.set()
+        deadline = time.monotonic() + 5
+        while not outcome:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert second.runs() == []
+        assert second.client.event.list().rows == []
+    assert outcome == ["EngineClosedError"]
+    assert not (tmp_path / "app.db").exists()

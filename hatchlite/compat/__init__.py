@@ -79,7 +79,8 @@ def _unsupported(module: str, name: str | None = None) -> NotInHatchliteError:
     what = f"{module}.{name}" if name else module
     hint = paths.UNSUPPORTED.get(name or "") if name else None
     if hint is None:
-        hint = next((paths.UNSUPPORTED[m] for m in paths.UNSUPPORTED if module.startswith(m)), None)
+        prefixes = (text for m, text in paths.UNSUPPORTED.items() if f"{what}.".startswith(f"{m}."))
+        hint = next(prefixes, None)
     message = f"hatchlite does not support {what}" + (f": {hint}" if hint else "")
     return NotInHatchliteError(message, name=module)
 
@@ -97,6 +98,9 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         known = fullname in paths.MODULES or fullname in _PACKAGES
         if not known and fullname not in _REST_BY_MODULE:
+            parent, _, last = fullname.rpartition(".")
+            if parent in paths.MODULES:  # `from parent import last` of a name it lacks
+                raise _unsupported(parent, last)
             raise _unsupported(fullname)
         return importlib.machinery.ModuleSpec(
             fullname, self, is_package=fullname in _PACKAGES or fullname in paths.MODULES
@@ -136,7 +140,11 @@ def _module_getattr(module: str) -> Any:
         sub = f"{module}.{attr}"
         if sub in paths.MODULES or sub in _PACKAGES or sub in _REST_BY_MODULE:
             return importlib.import_module(sub)
-        raise _unsupported(module, attr)
+        # A plain missing attribute, as hasattr(), getattr(m, name, default) and
+        # mock.patch expect; `from module import attr` then asks the finder for a
+        # submodule `module.attr`, which raises the ImportError saying why.
+        error = _unsupported(module, attr)
+        raise AttributeError(error.msg, name=attr, obj=sys.modules.get(module))
 
     return __getattr__
 

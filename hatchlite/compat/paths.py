@@ -93,6 +93,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "hatchet_sdk.context.context": ("Context", "DurableContext", "SleepResult"),
     "hatchet_sdk.context.worker_context": ("WorkerContext",),
     "hatchet_sdk.conditions": (
+        "Action",
         "Condition",
         "OrGroup",
         "ParentCondition",
@@ -182,6 +183,15 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "hatchet_sdk.types": (),
     "hatchet_sdk.types.concurrency": ("ConcurrencyExpression", "ConcurrencyLimitStrategy"),
+    "hatchet_sdk.types.idempotency": ("StatusBasedIdempotencyConfig", "TTLBasedIdempotencyConfig"),
+    "hatchet_sdk.types.trigger": (
+        "BulkPushEventOptions",
+        "BulkPushEventWithMetadata",
+        "PushEventOptions",
+        "ScheduleTriggerWorkflowOptions",
+        "TriggerWorkflowOptions",
+        "WorkflowRunTriggerConfig",
+    ),
     "hatchet_sdk.types.labels": ("DesiredWorkerLabel", "WorkerLabel", "WorkerLabelComparator"),
     "hatchet_sdk.types.priority": ("Priority",),
     "hatchet_sdk.types.rate_limit": ("RateLimit", "RateLimitDuration"),

@@ -6,6 +6,7 @@ Nothing here does I/O. A definition error raises `InvalidDefinitionError` (a
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import json
@@ -217,7 +218,9 @@ class Task(Generic[TWorkflowInput, R]):
             try:
                 text = json.dumps(value, separators=(",", ":"))
             except (TypeError, ValueError):
-                text = json.dumps(to_jsonable_python(value), separators=(",", ":"))
+                # Models (or dataclasses) inside: dumped by the return annotation when it
+                # is a mapping type, with the serialization context, as Hatchet does.
+                text = self._dump_mapping(value)
         elif isinstance(value, BaseModel):
             text = value.model_dump_json(context=SERDE)
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -233,6 +236,18 @@ class Task(Generic[TWorkflowInput, R]):
                 f"task {self.name!r} returned output containing a NUL character (\\u0000)"
             )
         return text
+
+    def _dump_mapping(self, value: dict[Any, Any]) -> str:
+        annotation = self.output_validator_type
+        if annotation is dict or typing.get_origin(annotation) in (dict, collections.abc.Mapping):
+            try:
+                return self.output_validator.dump_json(
+                    value, context=SERDE, warnings=False
+                ).decode()
+            except Exception:
+                pass  # a value the annotation does not describe: dumped as it is
+        jsonable = to_jsonable_python(value, context=SERDE)
+        return json.dumps(jsonable, separators=(",", ":"))
 
     def parse_output(self, text: str | None) -> R:
         """The stored output validated into the task's declared return type."""
@@ -255,9 +270,10 @@ class Task(Generic[TWorkflowInput, R]):
         `dependencies={"name": value}`."""
         if self.is_async_function:
             raise TypeError(f"{self.name} is not a sync function. Use `aio_mock_run` instead.")
-        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
+        value = self._mock_input(input)
+        ctx = self._mock_context(value, additional_metadata, parent_outputs, retry_count, lifespan)
         kwargs = self._mock_dependencies(dependencies)
-        return cast(R, self.fn(self._mock_input(input), ctx, **kwargs))
+        return cast(R, self.fn(value, ctx, **kwargs))
 
     async def aio_mock_run(
         self,
@@ -271,9 +287,10 @@ class Task(Generic[TWorkflowInput, R]):
         """The `async` form of `mock_run`."""
         if not self.is_async_function:
             raise TypeError(f"{self.name} is not an async function. Use `mock_run` instead.")
-        ctx = self._mock_context(additional_metadata, parent_outputs, retry_count, lifespan)
+        value = self._mock_input(input)
+        ctx = self._mock_context(value, additional_metadata, parent_outputs, retry_count, lifespan)
         kwargs = self._mock_dependencies(dependencies)
-        result = self.fn(self._mock_input(input), ctx, **kwargs)
+        result = self.fn(value, ctx, **kwargs)
         return cast(R, await result)
 
     def _mock_dependencies(self, dependencies: dict[str, Any] | None) -> dict[str, Any]:
@@ -303,6 +320,7 @@ class Task(Generic[TWorkflowInput, R]):
 
     def _mock_context(
         self,
+        input: Any,
         additional_metadata: JSONMap | None,
         parent_outputs: dict[str, JSONMap] | None,
         retry_count: int,
@@ -312,6 +330,7 @@ class Task(Generic[TWorkflowInput, R]):
 
         return mock_context(
             self,
+            input_json=json.dumps(to_jsonable_python(input, context=SERDE)),
             additional_metadata=additional_metadata or {},
             parent_outputs=parent_outputs or {},
             retry_count=retry_count,

@@ -114,10 +114,10 @@ class Engine:
         return self._closed
 
     async def ensure_started(self) -> None:
-        if self._started:
-            return
         if self._closed:
             raise EngineClosedError(f"the engine for {self.path} was closed")
+        if self._started:
+            return
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:

@@ -223,26 +223,34 @@ class Execution:
     async def _exit_dependencies(
         self, entered: list[Any], body: concurrent.futures.Future[Any] | None
     ) -> Exception | None:
-        """Exit the dependencies' context managers once the task has stopped. The exits
-        run as an asyncio task of their own, so a cancel or a timeout that arrives
-        meanwhile ends the attempt without cutting them short; and a `def` task's thread
-        may outlive a cancel or a timeout: they then exit after it, and the attempt does
-        not wait."""
+        """Exit the dependencies' context managers once the task has stopped, in this
+        attempt's own asyncio task (where they were entered: a context variable reset or
+        an anyio scope needs that), finishing them even if a cancel or a timeout arrives
+        meanwhile. A `def` task's thread may outlive a cancel or a timeout: the exits
+        then wait for it, in the background, and the attempt does not wait."""
         if not entered:
             return None
         where = f"task {self.task.workflow.name}:{self.task.name}"
-        running = body is not None and not body.done()
+        if body is not None and not body.done():
 
-        async def exit_all() -> Exception | None:
-            if running:
-                assert body is not None
+            async def after_the_thread() -> None:
                 await asyncio.wait([asyncio.wrap_future(body)])
-            return await exit_dependencies(entered, self._run_sync, where)
+                await exit_dependencies(entered, self._run_sync, where)
 
-        cleanup = asyncio.get_running_loop().create_task(exit_all())
-        _cleanups.add(cleanup)
-        cleanup.add_done_callback(_cleanups.discard)
-        return None if running else await asyncio.shield(cleanup)
+            cleanup = asyncio.get_running_loop().create_task(after_the_thread())
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            return None
+        cancelled: asyncio.CancelledError | None = None
+        while True:
+            try:
+                error = await exit_dependencies(entered, self._run_sync, where)
+                break
+            except asyncio.CancelledError as exc:  # the others still exit; then re-raised
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
+        return error
 
     async def _run_sync(self, call: Callable[[], T]) -> T:
         """Run a plain dependency function (or a context manager's enter or exit) on the
