@@ -437,11 +437,11 @@ async def test_a_workflow_limit_added_by_a_redeploy_does_not_hold_a_run_started_
     assert STEP_FAILED not in caplog.text
 
 
-async def test_replay_of_a_run_whose_failed_task_a_redeploy_removed_is_skipped(
+async def test_replay_of_a_run_whose_failed_task_a_redeploy_removed_fails_it_at_once(
     db_path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing of the run would run again: it is not replayed (logged), so it does not
-    re-enter its workflow's limit and hold the key for ever."""
+    """The replayed run does not re-enter its workflow's limit and hold the key for
+    ever: its vanished task fails at once, with the reason."""
 
     def define(client: Hatchet, failing: str) -> Workflow[EmptyModel]:
         wf = client.workflow(name="renamed", concurrency=limit("'k'", 1))
@@ -477,7 +477,15 @@ async def test_replay_of_a_run_whose_failed_task_a_redeploy_removed_is_skipped(
         assert await asyncio.wait_for(wf.aio_run(), 3) == {"a": {"a": 1}, "c": {"c": 1}}
         assert run_status(db_path, ref.workflow_run_id) == "FAILED"
         assert slots(db_path) == []
-        assert "was not replayed" in caplog.text
+        # The run keeps its own shape: `b` runs again, no process has its code any more,
+        # and it fails saying so (rather than the run waiting for ever).
+        [(error,)] = query(
+            db_path,
+            "SELECT error FROM task_runs WHERE workflow_run_id = ? AND task_name = 'b'",
+            (ref.workflow_run_id,),
+        )
+        assert "task 'b' is not in the registered definition" in str(error), error
+        assert "no running worker serves it" in str(error)
     finally:
         new.close()
 

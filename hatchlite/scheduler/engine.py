@@ -246,12 +246,36 @@ class Engine:
         )
         await self.store.register_worker(row, self.clock.time(), time.time(), LEASE)
         self.workers.append(worker)
+        await self._report_other_versions(worker)
         if self._heartbeat is None:
             assert self.loop is not None
             self._heartbeat = self.loop.create_task(
                 self._beat(), name="hatchlite-heartbeat", context=contextvars.Context()
             )
         self.wake()
+
+    async def _report_other_versions(self, worker: LocalWorker) -> None:
+        """Log the in-flight runs of the worker's workflows that were created with
+        another version of their definition: they finish with their own shape."""
+        if worker.implicit:
+            return
+        try:
+            found = await self.store.other_versions(list(worker.served(self.defined)))
+        except Exception:  # a report, not a reason to refuse the worker
+            logger.exception("hatchlite could not look for runs of older definitions")
+            return
+        for name, run_ids in found.items():
+            shown = ", ".join(run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
+            logger.warning(
+                "%d in-flight run(s) of workflow %s were created with another version of "
+                "its definition (%s); they finish with the tasks and parents they were "
+                "created with, and a task no running worker has code for fails with the "
+                "reason. To stop one: hatchet.runs.cancel(run_id); to run its input "
+                "with the new definition, trigger a new run",
+                len(run_ids),
+                name,
+                shown,
+            )
 
     async def remove_worker(self, worker: LocalWorker, grace: float | None = None) -> None:
         """Stop taking tasks on `worker`; wait for its running tasks (up to `grace` s)."""

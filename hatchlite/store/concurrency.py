@@ -199,7 +199,7 @@ class Limits:
         ).fetchone()
         if row is None:
             return
-        shape = self.settler.shapes.get(self.conn, row[0])
+        shape = self.settler.shapes.for_run(self.conn, run_id, row[0])
         for task_id, name in self.conn.execute(
             """SELECT id, task_name FROM task_runs WHERE workflow_run_id = ?
                AND status = 'QUEUED' AND held = ?""",

@@ -188,7 +188,7 @@ def _settle_gate(
         why = "a skip_if condition was met" if matched else "its wait_for can never be met"
         settler.skip(run_id, workflow_name, name, task_id, why)
     else:
-        shape = settler.shapes.get(conn, workflow_name)
+        shape = settler.shapes.for_run(conn, run_id, workflow_name)
         if name not in shape.tasks:
             raise KeyError(name)
         trigger = json.dumps(matched) if matched else None

@@ -62,6 +62,8 @@ def trigger_txn(
                 results.append(TriggerResult(holder, False, "", collided=True))
                 continue
         created.add(run.run_id)
+        hash_ = shapes.current_hash(conn, run.workflow_name)
+        shapes.note_run(run.run_id, hash_)
         row = (
             run.run_id,
             run.workflow_name,
@@ -79,6 +81,7 @@ def trigger_txn(
             run.filter_payload_json,
             json.dumps(run.limit_keys) if run.limit_keys else None,
             run.routing_json,
+            hash_,
             now,
         )
         if run.parent_task_run_id is not None:
@@ -213,7 +216,8 @@ def _enter_limits(settler: Settler, run: NewRun, shape: WorkflowShape) -> None:
 _INSERT_RUN = """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,
     additional_metadata, priority, parent_workflow_run_id, parent_task_run_id, child_index,
     child_key, trigger_key, triggering_event_id, filter_id, filter_payload, limit_keys,
-    routing, created_at) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    routing, shape_hash, created_at)
+    VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def unserved_txn(
@@ -249,7 +253,7 @@ def note_unserved_txn(
             f"no running worker on this database serves workflow {run.workflow_name!r}; "
             f"the run stays queued until one that serves it starts"
         )
-        for task in shapes.get(conn, run.workflow_name).tasks.values():
+        for task in shapes.for_run(conn, run.run_id, run.workflow_name).tasks.values():
             if not task.parents:
                 events.append(
                     (
@@ -403,7 +407,7 @@ def replay_txn(
                 f"run {run_id} is {status[0]}; only finished runs can be replayed (nothing was "
                 f"replayed)"
             )
-        shape = shapes.get(conn, status[1])
+        shape = shapes.for_run(conn, run_id, status[1])
         tasks = {
             name: (task_id, task_status, retry_count)
             for task_id, name, task_status, retry_count in conn.execute(

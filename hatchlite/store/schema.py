@@ -366,6 +366,19 @@ _V7 = [
     """CREATE INDEX scheduled_runs_trigger ON scheduled_runs (trigger_at)""",
 ]
 
+# Each run keeps the shape it was created with (code upgrades never settle a run with
+# another version's DAG): shapes by content hash, the hash on each run and workflow.
+_V8 = [
+    """CREATE TABLE workflow_shapes (
+        hash TEXT PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        shape TEXT NOT NULL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """ALTER TABLE workflows ADD COLUMN shape_hash TEXT""",
+    """ALTER TABLE workflow_runs ADD COLUMN shape_hash TEXT""",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
@@ -374,6 +387,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (5, _V5),
     (6, _V6),
     (7, _V7),
+    (8, _V8),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

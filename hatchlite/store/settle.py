@@ -177,7 +177,9 @@ class Settler:
             )
             return
         if outcome.retry_at is not None:
-            shape = self.shapes.get(conn, outcome.workflow_name).task(outcome.task_name)
+            shape = self.shapes.for_run(conn, outcome.run_id, outcome.workflow_name).task(
+                outcome.task_name
+            )
             cur = conn.execute(
                 """UPDATE task_runs SET status = 'QUEUED', retry_count = retry_count + 1,
                        available_at = ?, queued_at = ?, schedule_deadline = ?, worker_id = NULL,
@@ -246,7 +248,7 @@ class Settler:
         skipped: bool = False,
     ) -> None:
         """Consequences of one task reaching `status` (already written)."""
-        shape = self.shapes.get(self.conn, workflow_name)
+        shape = self.shapes.for_run(self.conn, run_id, workflow_name)
         task = shape.task(task_name)
         if task.is_durable or task.conditions:
             # Its open waits end with it: no timer fires and no event matches for it later.

@@ -84,7 +84,7 @@ def claim_txn(
         queue = queues[n]
         row = queue.pop()
         _, task_id, run_id, wf_name, task_name, retry_count, *_ = row
-        shape = shapes.get(conn, wf_name)
+        shape = shapes.for_run(conn, run_id, wf_name)
         if req.runnable is not None and (wf_name, task_name) not in req.runnable:
             if not elsewhere.runnable(wf_name, task_name):
                 _fail_undefined(settler, task_id, run_id, wf_name, task_name, retry_count)
@@ -387,7 +387,9 @@ def _attach_run_data(
         ):
             runs[row[0]] = row[1:]
     gated = [
-        c.task_id for c in chosen if shapes.get(conn, c.workflow_name).task(c.task_name).conditions
+        c.task_id
+        for c in chosen
+        if shapes.for_run(conn, c.run_id, c.workflow_name).task(c.task_name).conditions
     ]
     trigger_data: dict[str, str | None] = {}
     for part in chunks(gated):
@@ -419,7 +421,7 @@ def _attach_run_data(
         claimed.triggering_event_id, claimed.filter_payload_json = data[6], data[7]
         claimed.trigger_data_json = trigger_data.get(claimed.task_id)
         run_outputs = outputs.get(claimed.run_id, {})
-        shape = shapes.get(conn, claimed.workflow_name)
+        shape = shapes.for_run(conn, claimed.run_id, claimed.workflow_name)
         if shape.on_failure is not None and claimed.task_name == shape.on_failure.name:
             claimed.parent_outputs = run_outputs  # the on-failure task sees every task
         else:

@@ -414,9 +414,11 @@ class RunBundle:
     events: list[TaskEventRecord]
 
 
-def _shape(conn: sqlite3.Connection, shapes: ShapeCache, name: str) -> WorkflowShape | None:
+def _shape(
+    conn: sqlite3.Connection, shapes: ShapeCache, name: str, run_id: str | None = None
+) -> WorkflowShape | None:
     try:
-        return shapes.get(conn, name)
+        return shapes.get(conn, name) if run_id is None else shapes.for_run(conn, run_id, name)
     except LookupError:
         return None  # the workflow was deleted
 
@@ -431,7 +433,7 @@ def run_bundle_txn(conn: sqlite3.Connection, shapes: ShapeCache, run_id: str) ->
         run=run,
         tasks=[t for t in all_tasks if t.status != "PENDING"],
         all_tasks=all_tasks,
-        shape=_shape(conn, shapes, run.workflow_name),
+        shape=_shape(conn, shapes, run.workflow_name, run_id),
         spawned=spawned_counts_txn(conn, ids),
         attempts=attempts_txn(conn, ids),
         events=task_events_txn(conn, [run_id]),
@@ -470,4 +472,4 @@ def task_bundle_txn(
         return None
     run = runs_txn(conn, [task.workflow_run_id])[task.workflow_run_id]
     spawned = spawned_counts_txn(conn, [task_id]).get(task_id, 0)
-    return task, run, _shape(conn, shapes, run.workflow_name), spawned
+    return task, run, _shape(conn, shapes, run.workflow_name, run.id), spawned

@@ -169,3 +169,20 @@ def next_pause_expiry(conn: sqlite3.Connection, paused: dict[str, float | None])
         if row[0] is not None and (soonest is None or row[0] + ttl < soonest):
             soonest = float(row[0]) + ttl
     return soonest
+
+
+def other_versions_txn(conn: sqlite3.Connection, names: list[str]) -> dict[str, list[str]]:
+    """In-flight runs of workflows `names` created with another shape than their
+    workflow's current one, by workflow (run ids, oldest first)."""
+    found: dict[str, list[str]] = {}
+    for name in names:
+        rows = conn.execute(
+            """SELECT r.id FROM workflow_runs r JOIN workflows w ON w.name = r.workflow_name
+               WHERE r.status IN ('QUEUED', 'RUNNING') AND r.workflow_name = ?
+               AND r.shape_hash IS NOT NULL AND r.shape_hash != w.shape_hash
+               ORDER BY r.seq""",
+            (name,),
+        ).fetchall()
+        if rows:
+            found[name] = [str(row[0]) for row in rows]
+    return found
