@@ -312,6 +312,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 item.priority,
                 task_ids,
                 trigger_key=item.key,
+                shape=shape,
             )
             meta = item.metadata
             if parent is not None:

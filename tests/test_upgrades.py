@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,48 @@ async def test_shapes_are_stored_once_per_version(tmp_path: Path) -> None:
     rows = query(db, "SELECT count(*), count(DISTINCT shape_hash) FROM workflow_runs")
     assert rows == [(3, 2)]
     assert query(db, "SELECT count(*) FROM workflow_shapes") == [(2,)]
+
+
+async def test_a_process_gets_its_own_version_whoever_registered_last(tmp_path: Path) -> None:
+    """A rolling deploy: this process runs v2; another, still on v1, triggers after it.
+    The v1 run has v1's tasks (not the last registered v2's)."""
+    db = str(tmp_path / "rolling.db")
+    client = Hatchet(db=db, auto_worker=False)
+    try:
+        v2(client).run_no_wait()  # registers v2 and makes a v2 run
+        old_run = queue_with(db, "v1")  # the v1 process triggers after
+    finally:
+        await client.aio_close()
+    tasks = query(db, "SELECT task_name FROM task_runs WHERE workflow_run_id = ?", (old_run,))
+    assert sorted(str(t) for (t,) in tasks) == ["a", "b", "c"]
+    hashes = query(db, "SELECT count(DISTINCT shape_hash) FROM workflow_runs")
+    assert hashes == [(2,)]
+
+
+async def test_runs_made_before_shapes_were_versioned_keep_theirs(tmp_path: Path) -> None:
+    """A database from before schema 8: its in-flight runs are stamped with the shape
+    their workflow had, and a deploy of new code does not settle them with the new one."""
+    db = str(tmp_path / "old-schema.db")
+    old_run = queue_with(db, "v1")
+    conn = sqlite3.connect(db)  # back to schema 7, as an older hatchlite left it
+    conn.executescript(
+        """ALTER TABLE workflow_runs DROP COLUMN shape_hash;
+           ALTER TABLE workflows DROP COLUMN shape_hash;
+           DROP TABLE workflow_shapes;
+           PRAGMA user_version = 7;"""
+    )
+    conn.close()
+    client = Hatchet(db=db, auto_worker=False)
+    wf = v2(client)  # `c` removed
+    worker, serving = await serve(client, wf)
+    try:
+        with pytest.raises(FailedTaskRunExceptionGroup, match="failed"):
+            await asyncio.wait_for(client.runs.get_run_ref(old_run).aio_result(), 5)
+    finally:
+        worker.stop()  # type: ignore[attr-defined]
+        await serving
+        await client.aio_close()
+    statuses = dict(
+        query(db, "SELECT task_name, status FROM task_runs WHERE workflow_run_id = ?", (old_run,))
+    )
+    assert statuses == {"a": "COMPLETED", "b": "COMPLETED", "c": "FAILED"}

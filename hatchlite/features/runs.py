@@ -214,7 +214,7 @@ class RunsClient:
                     view,
                     task,
                     runs[task.workflow_run_id],
-                    b.shapes.get(task.workflow_name),
+                    b.shapes.get(task.workflow_run_id),
                     b.spawned.get(task.id, 0),
                 )
                 for task in b.page.tasks
@@ -225,7 +225,7 @@ class RunsClient:
                     view,
                     run,
                     b.tasks_by_run.get(run.id, []),
-                    b.shapes.get(run.workflow_name),
+                    b.shapes.get(run.id),
                     b.spawned,
                 )
                 for run in b.page.runs

@@ -46,7 +46,8 @@ from hatchlite.store import (
     TriggerResult,
     WorkerRow,
 )
-from hatchlite.store.records import TERMINAL, ClaimedTask
+from hatchlite.store.records import TERMINAL, ClaimedTask, shape_to_json
+from hatchlite.store.shapes import shape_hash
 from hatchlite.store.streams import Chunk, ChunkIn
 from hatchlite.types import JSONMap
 
@@ -259,20 +260,25 @@ class Engine:
         another version of their definition: they finish with their own shape."""
         if worker.implicit:
             return
+        hashes = {
+            wf.name: shape_hash(shape_to_json(wf.shape()))
+            for name in worker.served(self.defined)
+            if (wf := self.defined.get(name)) is not None
+        }
         try:
-            found = await self.store.other_versions(list(worker.served(self.defined)))
+            found = await self.store.other_versions(hashes)
         except Exception:  # a report, not a reason to refuse the worker
             logger.exception("hatchlite could not look for runs of older definitions")
             return
-        for name, run_ids in found.items():
-            shown = ", ".join(run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
+        for name, (count, run_ids) in found.items():
+            shown = ", ".join(run_ids) + (", ..." if count > len(run_ids) else "")
             logger.warning(
                 "%d in-flight run(s) of workflow %s were created with another version of "
                 "its definition (%s); they finish with the tasks and parents they were "
                 "created with, and a task no running worker has code for fails with the "
                 "reason. To stop one: hatchet.runs.cancel(run_id); to run its input "
                 "with the new definition, trigger a new run",
-                len(run_ids),
+                count,
                 name,
                 shown,
             )

@@ -334,8 +334,8 @@ class Store:
             )
         )
 
-    async def other_versions(self, names: list[str]) -> dict[str, list[str]]:
-        return await self._read(_workflows.other_versions_txn, names)
+    async def other_versions(self, hashes: dict[str, str]) -> dict[str, tuple[int, list[str]]]:
+        return await self._read(_workflows.other_versions_txn, hashes)
 
     async def pause_worker(self, worker_id: str, paused: bool) -> bool:
         return await self.db.run(lambda conn: _workers.set_paused_txn(conn, worker_id, paused))

@@ -580,7 +580,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             if target <= version:
                 continue
             for statement in statements:
-                conn.execute(statement)
+                if callable(statement):
+                    statement(conn)
+                else:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {target}")
         conn.execute("COMMIT")
     except BaseException:

@@ -166,6 +166,9 @@ class NewRun:
     idempotency_key: str | None = None
     keyed: bool = False  # the keys above were evaluated (hatchlite.limits.key_run)
     routing_json: str | None = None  # store/routing.py Routing: sticky, worker, labels
+    # The shape of the caller's own definition (a process triggering a workflow it
+    # defines): the run gets it, whatever another process registered last.
+    shape: WorkflowShape | None = None
 
 
 @dataclass(frozen=True, slots=True)

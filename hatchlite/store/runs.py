@@ -47,7 +47,9 @@ def trigger_txn(
     task_rows: list[tuple[object, ...]] = []
     created: set[str] = set()  # runs of this call (their rows are written below)
     for run in runs:
-        shape = shapes.get(conn, run.workflow_name)
+        # The caller's own definition when it has one (another process may have
+        # registered another version last); else the registered one.
+        shape = run.shape if run.shape is not None else shapes.get(conn, run.workflow_name)
         key_run(shape, run)
         if run.parent_task_run_id is not None:
             # A child spawned before (same parent task, key or index) is that child:
@@ -62,7 +64,11 @@ def trigger_txn(
                 results.append(TriggerResult(holder, False, "", collided=True))
                 continue
         created.add(run.run_id)
-        hash_ = shapes.current_hash(conn, run.workflow_name)
+        hash_ = (
+            shapes.own_txn(conn, run.shape)
+            if run.shape is not None
+            else shapes.current_hash(conn, run.workflow_name)
+        )
         shapes.note_run(run.run_id, hash_)
         row = (
             run.run_id,

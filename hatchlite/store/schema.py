@@ -9,7 +9,13 @@ open `durable_events` entry).
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Sequence
+
 APP_ID = "hatchlite"
+
+# A step is an SQL statement, or a function of the connection for what SQL cannot do.
+Step = str | Callable[[sqlite3.Connection], None]
 
 _V1 = [
     """CREATE TABLE hatchlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -368,7 +374,7 @@ _V7 = [
 
 # Each run keeps the shape it was created with (code upgrades never settle a run with
 # another version's DAG): shapes by content hash, the hash on each run and workflow.
-_V8 = [
+_V8: list[Step] = [
     """CREATE TABLE workflow_shapes (
         hash TEXT PRIMARY KEY,
         workflow_name TEXT NOT NULL,
@@ -379,7 +385,31 @@ _V8 = [
     """ALTER TABLE workflow_runs ADD COLUMN shape_hash TEXT""",
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [
+
+def _stamp_shapes(conn: sqlite3.Connection) -> None:
+    """Runs made before shapes were versioned were made with their workflow's stored
+    shape (the best knowledge there is): store it as a version and stamp them with it,
+    so a later deploy does not settle them with its new shape."""
+    from hatchlite.store.shapes import shape_hash
+
+    rows = conn.execute("SELECT name, shape, updated_at FROM workflows").fetchall()
+    for name, text, updated_at in rows:
+        hash_ = shape_hash(text)
+        conn.execute(
+            """INSERT OR IGNORE INTO workflow_shapes (hash, workflow_name, shape, created_at)
+               VALUES (?, ?, ?, ?)""",
+            (hash_, name, text, updated_at),
+        )
+        conn.execute("UPDATE workflows SET shape_hash = ? WHERE name = ?", (hash_, name))
+        conn.execute(
+            "UPDATE workflow_runs SET shape_hash = ? WHERE workflow_name = ? AND shape_hash IS NULL",
+            (hash_, name),
+        )
+
+
+_V8.append(_stamp_shapes)
+
+MIGRATIONS: Sequence[tuple[int, Sequence[Step]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),

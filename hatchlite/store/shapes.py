@@ -54,6 +54,7 @@ class ShapeCache:
         self._shapes: dict[str, WorkflowShape] = {}
         self._hashes: dict[str, str | None] = {}  # name -> hash of the current shape
         self._by_hash: dict[str, WorkflowShape] = {}
+        self._own: dict[int, tuple[WorkflowShape, str]] = {}  # id(shape) -> its hash
         self._run_hashes: OrderedDict[str, str | None] = OrderedDict()
         self._registered: dict[str, str] = {}  # name -> shape json written
         self._version: str | None = None
@@ -77,6 +78,24 @@ class ShapeCache:
         with self._lock:
             self._hashes[name] = found
         return found
+
+    def own_txn(self, conn: sqlite3.Connection, shape: WorkflowShape) -> str:
+        """The hash of a shape this process defines (stored as a version if new)."""
+        known = self._own.get(id(shape))
+        if known is not None and known[0] is shape:
+            return known[1]
+        text = shape_to_json(shape)
+        hash_ = shape_hash(text)
+        if hash_ not in self._by_hash:
+            conn.execute(
+                """INSERT OR IGNORE INTO workflow_shapes (hash, workflow_name, shape,
+                       created_at) VALUES (?, ?, ?, strftime('%s', 'now'))""",
+                (hash_, shape.name, text),
+            )
+        with self._lock:
+            self._by_hash[hash_] = shape
+            self._own[id(shape)] = (shape, hash_)
+        return hash_
 
     def note_run(self, run_id: str, hash_: str | None) -> None:
         """Run `run_id` was created with shape `hash_`."""

@@ -444,7 +444,7 @@ def run_bundle_txn(conn: sqlite3.Connection, shapes: ShapeCache, run_id: str) ->
 class PageBundle:
     page: RunPage
     tasks_by_run: dict[str, list[TaskRecord]]
-    shapes: dict[str, WorkflowShape | None]
+    shapes: dict[str, WorkflowShape | None]  # by run id
     spawned: dict[str, int]
 
 
@@ -455,11 +455,11 @@ def page_bundle_txn(conn: sqlite3.Connection, shapes: ShapeCache, q: RunQuery) -
     task_ids = [t.id for t in page.tasks] or [
         t.id for tasks in tasks_by_run.values() for t in tasks
     ]
-    names = {r.workflow_name for r in page.runs}
     return PageBundle(
         page=page,
         tasks_by_run=tasks_by_run,
-        shapes={name: _shape(conn, shapes, name) for name in names},
+        # By run id: each run's own shape (the same object for runs of one version).
+        shapes={r.id: _shape(conn, shapes, r.workflow_name, r.id) for r in page.runs},
         spawned=spawned_counts_txn(conn, task_ids),
     )
 

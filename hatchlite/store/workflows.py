@@ -171,18 +171,18 @@ def next_pause_expiry(conn: sqlite3.Connection, paused: dict[str, float | None])
     return soonest
 
 
-def other_versions_txn(conn: sqlite3.Connection, names: list[str]) -> dict[str, list[str]]:
-    """In-flight runs of workflows `names` created with another shape than their
-    workflow's current one, by workflow (run ids, oldest first)."""
-    found: dict[str, list[str]] = {}
-    for name in names:
-        rows = conn.execute(
-            """SELECT r.id FROM workflow_runs r JOIN workflows w ON w.name = r.workflow_name
-               WHERE r.status IN ('QUEUED', 'RUNNING') AND r.workflow_name = ?
-               AND r.shape_hash IS NOT NULL AND r.shape_hash != w.shape_hash
-               ORDER BY r.seq""",
-            (name,),
-        ).fetchall()
-        if rows:
-            found[name] = [str(row[0]) for row in rows]
+def other_versions_txn(
+    conn: sqlite3.Connection, hashes: dict[str, str]
+) -> dict[str, tuple[int, list[str]]]:
+    """In-flight runs of each workflow created with another shape than `hashes[name]`
+    (the one the asking worker serves): how many, and the oldest few ids."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    where = """FROM workflow_runs INDEXED BY workflow_runs_active
+               WHERE status IN ('QUEUED', 'RUNNING') AND workflow_name = ?
+               AND shape_hash IS NOT NULL AND shape_hash != ?"""
+    for name, hash_ in hashes.items():
+        count = int(conn.execute(f"SELECT count(*) {where}", (name, hash_)).fetchone()[0])
+        if count:
+            ids = conn.execute(f"SELECT id {where} ORDER BY seq LIMIT 5", (name, hash_))
+            found[name] = (count, [str(row[0]) for row in ids])
     return found
