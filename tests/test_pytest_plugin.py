@@ -207,7 +207,7 @@ def suite(tmp_path: Path) -> Path:
 
 def test_the_plugin_is_an_installed_entry_point() -> None:
     names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert names.get("hatchlite") == "hatchlite.pytest_plugin", (
+    assert names.get("hatchlite") == "hatchlite_pytest", (
         "the pytest11 entry point is missing: reinstall with `pip install -e .`"
     )
 
@@ -243,6 +243,11 @@ def test_settings_from_the_ini_file_and_a_bad_marker(tmp_path: Path) -> None:
 
 def test_a_plain_suite_is_untouched(tmp_path: Path) -> None:
     (tmp_path / "test_plain.py").write_text(PLAIN)
+    # Loading the plugin imports nothing of hatchlite.
+    (tmp_path / "conftest.py").write_text(
+        "import sys\n\n\ndef pytest_sessionfinish(session):\n"
+        "    assert 'hatchlite' not in sys.modules, 'the plugin imported hatchlite'\n"
+    )
     # pytest-asyncio warns about this option when it is unset; -W error makes that fatal.
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\n"

@@ -1,4 +1,6 @@
-"""The pytest plugin (entry point `pytest11: hatchlite`): the `hatchet_test` fixture.
+"""hatchlite's pytest plugin (entry point `pytest11: hatchlite`): the `hatchet_test`
+fixture. A top-level module, not part of the `hatchlite` package, so loading it (which
+pytest does in every run where hatchlite is installed) imports nothing of hatchlite.
 
 Each test that asks for `hatchet_test` gets a `hatchlite.testing.HatchetTest`: its own
 database (a file under the test's `tmp_path`, or ":memory:"), a `TestClock` that skips
