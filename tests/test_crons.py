@@ -520,6 +520,8 @@ async def test_clock_moves_within_a_minute_fire_every_tick(
     wf = client.workflow(name="five-seconds", on_crons=["*/5 * * * * *"], cron_missed="skip")
     wf.task(name="noop")(lambda input, ctx: None)
     async with Serving(client, [wf]):
+        # Live from its first firing step on (before it, a jump counts as downtime).
+        await wait_until(lambda: client._engine._fired_at is not None)
         clock.advance(50)
         await wait_until(lambda: len(ticks(db, "five-seconds")) == 10)
         # More than a minute: the ticks before the last 5 seconds were missed (skipped).

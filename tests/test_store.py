@@ -118,7 +118,10 @@ def test_a_database_of_an_older_schema_is_migrated_and_keeps_its_runs(
     conn = sqlite3.connect(path, isolation_level=None)
     for target, statements in MIGRATIONS[:version]:
         for statement in statements:
-            conn.execute(statement)
+            if callable(statement):
+                statement(conn)
+            else:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {target}")
     conn.execute(
         """INSERT INTO workflow_runs (id, workflow_name, status, is_dag, input,

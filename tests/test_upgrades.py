@@ -184,6 +184,8 @@ async def test_runs_made_before_shapes_were_versioned_keep_theirs(tmp_path: Path
         """ALTER TABLE workflow_runs DROP COLUMN shape_hash;
            ALTER TABLE workflows DROP COLUMN shape_hash;
            DROP TABLE workflow_shapes;
+           ALTER TABLE task_runs DROP COLUMN durable_branch;
+           DROP TABLE durable_branches;
            PRAGMA user_version = 7;"""
     )
     conn.close()

@@ -217,7 +217,7 @@ WorkerSlotConfig SemaphoreSlots RecentStepRuns RegisteredWorkflow Worker WorkerL
 UpdateWorkerRequest WorkflowTag Step Job WorkflowVersionMeta Workflow WorkflowList
 V1EventWorkflowRunSummary V1EventTriggeredRun V1Event V1EventList ConcurrencyStat
 TaskStatusStat TaskStat V1Filter V1FilterList V1UpdateFilterRequest RateLimitOrderByField
-RateLimitOrderByDirection RateLimit RateLimitList WorkerRuntimeSDKs
+RateLimitOrderByDirection RateLimit RateLimitList WorkerRuntimeSDKs V1BranchDurableTaskResponse
 """
 REST_CLASSES: dict[str, str] = {name: f"hatchlite.models:{name}" for name in _REST.split()}
 REST_CLASSES["V1TaskStatus"] = "hatchlite.types:V1TaskStatus"

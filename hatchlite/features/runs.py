@@ -20,6 +20,7 @@ from hatchlite.models import (
     BulkCancelReplayOpts,
     RunFilter,
     TaskRunDetail,
+    V1BranchDurableTaskResponse,
     V1TaskSummary,
     V1TaskSummaryList,
     V1WorkflowRunDetails,
@@ -420,6 +421,29 @@ class RunsClient:
 
     async def aio_replay(self, run_id: str) -> None:
         await RUNTIME.acall(self._replay, [run_id])
+
+    async def _reset(
+        self, task_external_id: str, node_id: int, branch_id: int
+    ) -> V1BranchDurableTaskResponse:
+        branch = await self._engine.reset_durable_task(task_external_id, node_id, branch_id)
+        return V1BranchDurableTaskResponse(
+            task_external_id=task_external_id, node_id=node_id, branch_id=branch
+        )
+
+    def reset_durable_task(
+        self, task_external_id: str, node_id: int, branch_id: int
+    ) -> V1BranchDurableTaskResponse:
+        """Run a finished durable task again from history node `node_id` of its branch
+        `branch_id` (its current one): the entries before that node are kept (their
+        calls return their recorded results again), those from it on are moved to the
+        old branch, kept for inspection, and the task runs on a new branch (returned)
+        from there; its DAG descendants run again too."""
+        return RUNTIME.call(self._reset, task_external_id, node_id, branch_id)
+
+    async def aio_reset_durable_task(
+        self, task_external_id: str, node_id: int, branch_id: int
+    ) -> V1BranchDurableTaskResponse:
+        return await RUNTIME.acall(self._reset, task_external_id, node_id, branch_id)
 
     def bulk_replay(self, opts: BulkCancelReplayOpts) -> None:
         RUNTIME.call(self._bulk_replay, opts)

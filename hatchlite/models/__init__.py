@@ -72,6 +72,7 @@ __all__ = [
     "TaskStat",
     "TaskStatusStat",
     "UpdateWorkerRequest",
+    "V1BranchDurableTaskResponse",
     "V1Event",
     "V1EventList",
     "V1EventTriggeredRun",
@@ -221,6 +222,15 @@ class WorkflowRunShapeItemForWorkflowRunDetails(_RestModel):
     task_external_id: str
     children_external_ids: list[str]
     task_name: str
+
+
+class V1BranchDurableTaskResponse(_RestModel):
+    """What `runs.reset_durable_task` returns: the task, the node its new branch starts
+    at, and the new branch."""
+
+    task_external_id: str
+    node_id: int
+    branch_id: int
 
 
 class V1WorkflowRunDetails(_RestModel):

@@ -427,10 +427,24 @@ class Engine:
         await self._fetch_and_deliver(list(finished))
         self.wake()
 
+    async def reset_durable_task(self, task_id: str, node_id: int, branch_id: int) -> int:
+        """Fork a durable task's history at `node_id` and run it again from there (see
+        `RunsClient.reset_durable_task`); returns the new branch."""
+        await self.ensure_started()
+        branch, outcome = await self.store.reset_durable_task(
+            task_id, node_id, branch_id, self.clock.time()
+        )
+        self._after_replay(outcome)
+        return branch
+
     async def replay(self, ids: list[str]) -> list[str]:
         """Queue finished runs (or task runs) again; see `RunsClient.replay`."""
         await self.ensure_started()
-        replayed, finished, cancelled = await self.store.replay(ids, self.clock.time())
+        outcome = await self.store.replay(ids, self.clock.time())
+        return self._after_replay(outcome)
+
+    def _after_replay(self, outcome: tuple[list[str], dict[str, str], list[str]]) -> list[str]:
+        replayed, finished, cancelled = outcome
         self._abort_local(cancelled)
         if finished:
             self._deliver_later(list(finished))

@@ -203,6 +203,29 @@ class Store:
         task runs a concurrency limit cancelled meanwhile."""
         return await self.db.run(lambda conn: _runs.replay_txn(conn, ids, self.shapes, now))
 
+    async def reset_durable_task(
+        self, task_id: str, node_id: int, branch_id: int, now: float
+    ) -> tuple[int, tuple[list[str], dict[str, str], list[str]]]:
+        """A new branch of a durable task's history from `node_id`, and the task (with
+        its descendants) queued again from there, in one transaction: the new branch,
+        and what `replay` returns."""
+
+        def job(
+            conn: sqlite3.Connection,
+        ) -> tuple[int, tuple[list[str], dict[str, str], list[str]]]:
+            row = conn.execute(
+                "SELECT workflow_run_id, workflow_name, task_name FROM task_runs WHERE id = ?",
+                (task_id,),
+            ).fetchone()
+            durable = False
+            if row is not None:
+                shape = self.shapes.for_run(conn, str(row[0]), str(row[1]))
+                durable = shape.task(str(row[2])).is_durable
+            _, branch = _durable.reset_txn(conn, task_id, node_id, branch_id, durable)
+            return branch, _runs.replay_txn(conn, [task_id], self.shapes, now)
+
+        return await self.db.run(job)
+
     # -- reading runs back -------------------------------------------------------------
 
     async def run_bundle(self, run_id: str) -> _views.RunBundle | None:

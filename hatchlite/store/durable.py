@@ -395,3 +395,56 @@ def next_timer(conn: sqlite3.Connection) -> float | None:
         "SELECT min(wake_at) FROM durable_conditions WHERE status = 'OPEN' AND kind = 'SLEEP'"
     ).fetchone()
     return None if row[0] is None else float(row[0])
+
+
+class ResetError(HatchliteError, ValueError):
+    """A durable task cannot be reset as asked (nothing was changed)."""
+
+
+def reset_txn(
+    conn: sqlite3.Connection, task_id: str, node_id: int, branch_id: int, is_durable: bool
+) -> tuple[str, int]:
+    """Start a new branch of task run `task_id`'s durable history at `node_id`: the
+    entries from that node on (of branch `branch_id`, its current one) are moved to the
+    branch archive and the task's branch number goes up. Returns (its run id, the new
+    branch). The caller queues the task again."""
+    row = conn.execute(
+        "SELECT workflow_run_id, durable_branch, task_name FROM task_runs WHERE id = ?",
+        (task_id,),
+    ).fetchone()
+    if row is None:
+        raise ResetError(f"no task run with id {task_id!r}")
+    run_id, current, task_name = str(row[0]), int(row[1]), str(row[2])
+    if not is_durable:
+        raise ResetError(f"task {task_name!r} ({task_id}) is not durable: it has no history")
+    if branch_id != current:
+        raise ResetError(
+            f"task run {task_id} is on branch {current} of its history, not {branch_id}"
+        )
+    nodes = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT node_id FROM durable_events WHERE task_run_id = ? ORDER BY node_id",
+            (task_id,),
+        )
+    ]
+    if node_id not in nodes:
+        known = f"its nodes are {nodes[0]} to {nodes[-1]}" if nodes else "it has no history"
+        raise ResetError(f"task run {task_id} has no node {node_id} on branch {current}: {known}")
+    conn.execute(
+        """INSERT INTO durable_branches (task_run_id, branch_id, node_id, kind, key,
+               fingerprint, status, result, created_at, satisfied_at)
+           SELECT task_run_id, ?, node_id, kind, key, fingerprint, status, result,
+               created_at, satisfied_at
+           FROM durable_events WHERE task_run_id = ? AND node_id >= ?""",
+        (current, task_id, node_id),
+    )
+    conn.execute(
+        "DELETE FROM durable_events WHERE task_run_id = ? AND node_id >= ?", (task_id, node_id)
+    )
+    conn.execute(
+        "DELETE FROM durable_conditions WHERE task_run_id = ? AND node_id >= ?",
+        (task_id, node_id),
+    )
+    conn.execute("UPDATE task_runs SET durable_branch = ? WHERE id = ?", (current + 1, task_id))
+    return run_id, current + 1

@@ -409,6 +409,25 @@ def _stamp_shapes(conn: sqlite3.Connection) -> None:
 
 _V8.append(_stamp_shapes)
 
+# Branches of a durable task's history (runs.reset_durable_task): the task's current
+# branch, and the entries a reset took off it, kept for inspection.
+_V9 = [
+    """ALTER TABLE task_runs ADD COLUMN durable_branch INTEGER NOT NULL DEFAULT 1""",
+    """CREATE TABLE durable_branches (
+        task_run_id TEXT NOT NULL,
+        branch_id INTEGER NOT NULL,
+        node_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT,
+        status TEXT NOT NULL,
+        result TEXT,
+        created_at REAL NOT NULL,
+        satisfied_at REAL,
+        PRIMARY KEY (task_run_id, branch_id, node_id)
+    ) WITHOUT ROWID""",
+]
+
 MIGRATIONS: Sequence[tuple[int, Sequence[Step]]] = [
     (1, _V1),
     (2, _V2),
@@ -418,6 +437,7 @@ MIGRATIONS: Sequence[tuple[int, Sequence[Step]]] = [
     (6, _V6),
     (7, _V7),
     (8, _V8),
+    (9, _V9),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
