@@ -522,7 +522,9 @@ class Store:
                 result.satisfied.update(self._meet(settler, met))
                 runs = _triggers.runs_for_event_txn(conn, self.shapes, stored, self.listeners)
                 if runs:
-                    made = _start_event_runs(conn, runs, self.shapes, now, settler, stored.id)
+                    made = _runs.start_runs_txn(
+                        settler, self.shapes, runs, functools.partial(_not_started, stored.id)
+                    )
                     # A run whose idempotency key is held is skipped, silently.
                     kept = [(r, t) for r, t in made if not t.collided]
                     results.extend(t for _, t in kept)
@@ -700,32 +702,5 @@ def _earliest(*instants: float | None) -> float | None:
     return min(known) if known else None
 
 
-def _start_event_runs(
-    conn: sqlite3.Connection,
-    runs: list[NewRun],
-    shapes: ShapeCache,
-    now: float,
-    settler: _settle.Settler,
-    event_id: str,
-) -> list[tuple[NewRun, TriggerResult]]:
-    """Create the runs an event starts, all at once; if one cannot start (a rate limit
-    of its first tasks fails on the event), each on its own, leaving that one out (and
-    logged): the event and the other listeners' runs are kept."""
-    try:
-        made = settler.attempt(lambda: _runs.trigger_txn(conn, runs, shapes, now, settler))
-        return list(zip(runs, made, strict=True))
-    except LimitKeyError:
-        pass
-    out = []
-    for run in runs:
-        try:
-            [one] = settler.attempt(
-                functools.partial(_runs.trigger_txn, conn, [run], shapes, now, settler)
-            )
-        except LimitKeyError as exc:
-            logger.warning(
-                "event %s starts no run of workflow %r: %s", event_id, run.workflow_name, exc
-            )
-            continue
-        out.append((run, one))
-    return out
+def _not_started(event_id: str, run: NewRun, exc: LimitKeyError) -> None:
+    logger.warning("event %s starts no run of workflow %r: %s", event_id, run.workflow_name, exc)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from hatchlite.exceptions import HatchliteError, NonDeterminismError, RunNotFoundError
-from hatchlite.limits import key_run
+from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.concurrency import HELD_BY_LIMIT
 from hatchlite.store.records import (
     ACTIVE,
@@ -150,6 +151,35 @@ def trigger_txn(
         if own:
             gate.close()
     return results
+
+
+def start_runs_txn(
+    settler: Settler,
+    shapes: ShapeCache,
+    runs: list[NewRun],
+    left_out: Callable[[NewRun, LimitKeyError], None],
+) -> list[tuple[NewRun, TriggerResult]]:
+    """Create runs started by something else than a caller (an event, a cron tick, a
+    schedule), all at once; if one cannot start (a key of its limits fails on its
+    input), each on its own, leaving that one out (`left_out` is told): the others are
+    kept."""
+    conn, now = settler.conn, settler.now
+    try:
+        made = settler.attempt(lambda: trigger_txn(conn, runs, shapes, now, settler))
+        return list(zip(runs, made, strict=True))
+    except LimitKeyError:
+        pass
+    out = []
+    for run in runs:
+        try:
+            [one] = settler.attempt(
+                functools.partial(trigger_txn, conn, [run], shapes, now, settler)
+            )
+        except LimitKeyError as exc:
+            left_out(run, exc)
+            continue
+        out.append((run, one))
+    return out
 
 
 def _existing_child(conn: sqlite3.Connection, run: NewRun) -> tuple[str, str] | None:

@@ -13,7 +13,6 @@ creates the run (it stays queued until the workflow is unpaused), DROP fires not
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
@@ -495,8 +494,8 @@ def _start(settler: Settler, shapes: ShapeCache, runs: list[NewRun]) -> None:
     was not made, or was an existing one (idempotency, child key), names that."""
     from hatchlite.store import runs as _runs
 
-    conn, now = settler.conn, settler.now
-    made: dict[str, str | None] = {}
+    conn = settler.conn
+    made: dict[str, str | None] = {run.run_id: None for run in runs}
     kept = []
     for run in runs:
         try:
@@ -504,20 +503,8 @@ def _start(settler: Settler, shapes: ShapeCache, runs: list[NewRun]) -> None:
             kept.append(run)
         except LimitKeyError as exc:
             _not_created(run, exc)
-            made[run.run_id] = None
-    try:
-        results = settler.attempt(lambda: _runs.trigger_txn(conn, kept, shapes, now, settler))
-        made.update((r.run_id, t.run_id) for r, t in zip(kept, results, strict=True))
-    except LimitKeyError:
-        for run in kept:
-            try:
-                [one] = settler.attempt(
-                    functools.partial(_runs.trigger_txn, conn, [run], shapes, now, settler)
-                )
-                made[run.run_id] = one.run_id
-            except LimitKeyError as exc:
-                _not_created(run, exc)
-                made[run.run_id] = None
+    for run, result in _runs.start_runs_txn(settler, shapes, kept, _not_created):
+        made[run.run_id] = result.run_id
     changed = [(actual, planned) for planned, actual in made.items() if actual != planned]
     if changed:
         conn.executemany("UPDATE scheduled_runs SET run_id = ? WHERE run_id = ?", changed)
