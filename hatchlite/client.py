@@ -23,13 +23,14 @@ from hatchlite.dag.registry import Definitions
 from hatchlite.dag.site import definition_site, warn_user
 from hatchlite.dag.task import check_priority
 from hatchlite.exceptions import UnenforcedParameterWarning
+from hatchlite.features.cron import CronClient
 from hatchlite.features.events import EventClient
 from hatchlite.features.filters import CELClient, FiltersClient
 from hatchlite.features.logs import LogsClient
 from hatchlite.features.metrics import MetricsClient
 from hatchlite.features.rate_limits import RateLimitsClient
 from hatchlite.features.runs import RunsClient
-from hatchlite.features.scheduling import CronClient, ScheduledClient
+from hatchlite.features.scheduled import ScheduledClient
 from hatchlite.features.workers import WorkersClient
 from hatchlite.features.workflows import WorkflowsClient
 from hatchlite.runnables import (

@@ -31,7 +31,8 @@ from hatchlite.exceptions import (
     IdempotencyCollisionError,
     PayloadTooLargeError,
 )
-from hatchlite.features.scheduling import instant, workflow_version
+from hatchlite.features.scheduled import workflow_version
+from hatchlite.features.scheduling import instant
 from hatchlite.features.workflows import PausedBehavior
 from hatchlite.limits import key_run
 from hatchlite.models import CronWorkflows, V1Filter, V1TaskSummary

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from hatchlite import Context, EmptyModel, Hatchet, InvalidDefinitionError
 from hatchlite.cron import due_ticks, parse
 from hatchlite.exceptions import InputValidationError
-from hatchlite.features.scheduling import CronNotFoundError, ScheduleNotFoundError
+from hatchlite.features.cron import CronNotFoundError
+from hatchlite.features.scheduled import ScheduleNotFoundError
 from hatchlite.features.workflows import WorkflowNotFoundError
 from hatchlite.models import CronWorkflowsMethod, ScheduledRunStatus
 from hatchlite.runnables import BaseWorkflow
