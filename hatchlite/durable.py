@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -122,9 +122,12 @@ class DurableContext(Context):
             execution.worker_id,
         )
 
-    async def _suspended(self, awaitable: Awaitable[T]) -> T:
-        """Await `awaitable` without holding a worker slot."""
-        return await self._execution.suspend(awaitable)
+    async def _suspended(
+        self, awaitable: Awaitable[T], *, node: int | None = None, children: Sequence[str] = ()
+    ) -> T:
+        """Await a durable wait, for entry `node` or for the runs `children` (the task
+        may be evicted meanwhile)."""
+        return await self._execution.suspend(awaitable, node=node, children=children)
 
     # -- durable calls -------------------------------------------------------------
 
@@ -174,7 +177,8 @@ class DurableContext(Context):
                 if held is not None:
                     engine.restart_timeout(execution, held)
                 return _loads(result)
-        return _loads(await self._suspended(engine.durable_wait((self.task_run_id, node))))
+        waited = engine.durable_wait((self.task_run_id, node))
+        return _loads(await self._suspended(waited, node=node))
 
     async def aio_sleep_for(self, duration: Duration, label: str | None = None) -> SleepResult:
         """Sleep durably: the wake-up time is stored, the slot is freed meanwhile, and a

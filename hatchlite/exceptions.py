@@ -209,3 +209,11 @@ class BulkTriggerIdempotencyCollisionError(Exception):
 class TaskCancelledError(BaseException):
     """Raised inside a task whose run was cancelled; a BaseException so `except Exception`
     in user code cannot swallow it."""
+
+
+class ResetError(HatchliteError, ValueError):
+    """`runs.reset_durable_task` cannot reset the task as asked (nothing was changed)."""
+
+
+class RestoreError(HatchliteError, ValueError):
+    """`runs.restore_task`: the task run is not evicted (nothing was changed)."""

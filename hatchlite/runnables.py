@@ -256,7 +256,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             )
             if not wait:
                 return ids
-            return await parent._suspended(engine.wait_existing(ids))
+            return await parent._suspended(engine.wait_existing(ids), children=ids)
         if not wait:
             return await self._create(items, parent, bulk=bulk)
         run_ids = [str(uuid.uuid4()) for _ in items]

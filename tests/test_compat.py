@@ -184,7 +184,7 @@ def test_the_names_hatchet_examples_import(sdk: types.ModuleType) -> None:
             "from hatchet_sdk.opentelemetry.instrumentor import HatchetInstrumentor",
             "no OpenTelemetry",
         ),
-        ("import hatchet_sdk.clients.rest.api.task_api", "no REST API clients"),
+        ("import hatchet_sdk.clients.rest.api.workflow_api", "no REST API clients"),
         ("from hatchet_sdk.clients.rest.models.tenant import Tenant", "models.tenant"),
     ],
 )

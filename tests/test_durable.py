@@ -241,7 +241,9 @@ async def test_sleep_keeps_its_wake_time_across_a_replay(
     keys: list[tuple[int, int]] = []
 
     def define(client: Hatchet) -> Standalone[EmptyModel, dict[str, int]]:
-        @client.durable_task(name="two_naps")
+        # Not evicted after 15 minutes of sleep (the default policy): the only new
+        # invocation is the one after the restart.
+        @client.durable_task(name="two_naps", eviction_policy=None)
         async def two_naps(input: EmptyModel, ctx: DurableContext) -> dict[str, int]:
             await ctx.aio_sleep_for(timedelta(hours=1))
             await ctx.aio_sleep_for(timedelta(hours=1))

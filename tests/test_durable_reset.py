@@ -33,7 +33,8 @@ async def test_reset_runs_the_task_again_from_the_node(tmp_path: Path) -> None:
     client = Hatchet(db=db, clock=clock)
     starts: list[str] = []
 
-    @client.durable_task(execution_timeout=timedelta(minutes=5))
+    # Never evicted: each start counted here is a run from the top or a reset's.
+    @client.durable_task(execution_timeout=timedelta(minutes=5), eviction_policy=None)
     async def flow(input: EmptyModel, ctx: DurableContext) -> dict[str, str]:
         starts.append("start")
         before = await ctx.aio_now()  # node 1

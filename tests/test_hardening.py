@@ -37,7 +37,7 @@ from hatchlite import (
     UserEventCondition,
     V1TaskStatus,
 )
-from hatchlite.exceptions import PayloadTooLargeError, UnenforcedParameterWarning
+from hatchlite.exceptions import PayloadTooLargeError
 from hatchlite.store.workers import MAX_LOST
 from tests.conftest import query
 from tests.conftest import wait_until_sync as wait_until
@@ -391,25 +391,6 @@ async def test_a_run_no_worker_serves_is_logged_once_and_marked(
 # -- parameters accepted but not enforced -------------------------------------------------
 
 
-def test_unenforced_parameters_warn_once_per_workflow_and_parameter(hatchet: Hatchet) -> None:
-    policy = EvictionPolicy(ttl=timedelta(minutes=1))
-    with pytest.warns(UnenforcedParameterWarning) as caught:
-        wf = hatchet.workflow(name="limited")
-
-        @wf.durable_task(eviction_policy=policy)
-        async def first(input: EmptyModel, ctx: Context) -> None:
-            pass
-
-        @wf.durable_task(eviction_policy=policy)
-        async def second(input: EmptyModel, ctx: Context) -> None:
-            pass
-
-    messages = [str(w.message) for w in caught]
-    assert len(messages) == 1, messages
-    assert "`eviction_policy`" in messages[0]
-    assert all(w.filename == __file__ for w in caught)  # attributed to the user's line
-
-
 def test_enforced_features_do_not_warn(hatchet: Hatchet) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -417,6 +398,10 @@ def test_enforced_features_do_not_warn(hatchet: Hatchet) -> None:
 
         @wf.task(retries=2, execution_timeout=5.0)
         def step(input: EmptyModel, ctx: Context) -> None:
+            pass
+
+        @wf.durable_task(eviction_policy=EvictionPolicy(ttl=timedelta(minutes=1), priority=2))
+        async def waits(input: EmptyModel, ctx: Context) -> None:
             pass
 
         @hatchet.durable_task()

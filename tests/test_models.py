@@ -48,6 +48,7 @@ TASK_SUMMARY: dict[str, Any] = {
     "workflowConfig": {},
     "parentTaskExternalId": None,
     "isDurable": False,
+    "isEvicted": False,
 }
 TASK_EVENT = {
     "id": 1,
@@ -278,6 +279,7 @@ def test_dumped_keys_are_hatchets_aliases() -> None:
         "workflowConfig",
         "parentTaskExternalId",
         "isDurable",
+        "isEvicted",
     ]
     assert set(summary.metadata.model_dump(by_alias=True)) == {"id", "createdAt", "updatedAt"}
     details = m.V1WorkflowRunDetails.model_validate(REST_PAYLOADS[7][1])

@@ -186,6 +186,11 @@ async def test_runs_made_before_shapes_were_versioned_keep_theirs(tmp_path: Path
            DROP TABLE workflow_shapes;
            ALTER TABLE task_runs DROP COLUMN durable_branch;
            DROP TABLE durable_branches;
+           DROP TABLE durable_child_waits;
+           DROP INDEX task_runs_batched;
+           DROP INDEX task_runs_batch;
+           ALTER TABLE task_runs DROP COLUMN batch_key;
+           ALTER TABLE task_runs DROP COLUMN batch_id;
            PRAGMA user_version = 7;"""
     )
     conn.close()

@@ -56,6 +56,7 @@ OBJECTS: dict[str, str] = {
     "CELEvaluationResult": "hatchlite.models:CELEvaluationResult",
     "CELSuccess": "hatchlite.models:CELSuccess",
     "CELFailure": "hatchlite.models:CELFailure",
+    "TaskApi": "hatchlite.features.rest:TaskApi",
     "TaskMetrics": "hatchlite.models:TaskMetrics",
 }
 
@@ -144,6 +145,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "WorkflowRunEventType",
     ),
     "hatchet_sdk.clients.rest": (),
+    "hatchet_sdk.clients.rest.api.task_api": ("TaskApi",),
     "hatchet_sdk.features": (),
     "hatchet_sdk.features.runs": ("BulkCancelReplayOpts", "RunFilter", "RunsClient"),
     "hatchet_sdk.features.cel": ("CELClient", "CELEvaluationResult", "CELFailure", "CELSuccess"),
@@ -219,6 +221,7 @@ UpdateWorkerRequest WorkflowTag Step Job WorkflowVersionMeta Workflow WorkflowLi
 V1EventWorkflowRunSummary V1EventTriggeredRun V1Event V1EventList ConcurrencyStat
 TaskStatusStat TaskStat V1Filter V1FilterList V1UpdateFilterRequest RateLimitOrderByField
 RateLimitOrderByDirection RateLimit RateLimitList WorkerRuntimeSDKs V1BranchDurableTaskResponse
+V1RestoreTaskResponse
 """
 REST_CLASSES: dict[str, str] = {name: f"hatchlite.models:{name}" for name in _REST.split()}
 REST_CLASSES["V1TaskStatus"] = "hatchlite.types:V1TaskStatus"
@@ -254,7 +257,7 @@ UNSUPPORTED: dict[str, str] = {
     "WorkflowRunEventType": "hatchlite has no run event listener; poll runs or await results",
     "SlotType": "not supported yet",
     "WorkerContext": "use ctx.worker on the task's Context",
-    "EvictionNotSupportedError": "durable eviction is not built yet (it is never raised)",
+    "EvictionNotSupportedError": "hatchlite always supports durable eviction (it is never raised)",
     "remove_null_unicode_character": "not supported yet",
     "workflow": "the `workflow` submodule alias is not supported; import from hatchet_sdk",
     "BatchMemberId": "batch tasks are not built yet",

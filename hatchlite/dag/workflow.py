@@ -99,7 +99,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         self.config = config
         self.site = site  # where it was defined: named in definition errors
         self.created = next(_CREATED)  # which of two definitions of one name is newer
-        self._warned: set[str] = set()
         self.tasks: list[Task[TWorkflowInput, Any]] = []
         self._on_failure: Task[TWorkflowInput, Any] | None = None
         self._on_success: Task[TWorkflowInput, Any] | None = None
@@ -137,21 +136,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
     @property
     def name(self) -> str:
         return self.config.name
-
-    def warn_unenforced(self, *params: str) -> None:
-        """One warning per parameter and workflow: `params` are accepted but have no
-        effect yet (nothing is accepted silently)."""
-        new = [p for p in params if p not in self._warned]
-        if not new:
-            return
-        self._warned.update(new)
-        names = ", ".join(f"`{p}`" for p in new)
-        warn_user(
-            f"workflow {self.name!r}: {names} {'is' if len(new) == 1 else 'are'} accepted but "
-            f"not enforced yet by hatchlite, so {'it has' if len(new) == 1 else 'they have'} "
-            f"no effect (see docs/differences.md)",
-            UnenforcedParameterWarning,
-        )
 
     def captures_logs(self) -> bool:
         """Whether `logging` inside this workflow's tasks becomes task logs."""
@@ -363,15 +347,6 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         if len({id(p) for p in parent_list}) != len(parent_list):
             raise InvalidDefinitionError(f"{where}: a parent is listed twice")
 
-        self.warn_unenforced(
-            *(
-                param
-                for param, value in (
-                    ("eviction_policy", eviction_policy not in (None, DEFAULT_EVICTION_POLICY)),
-                )
-                if value
-            )
-        )
         defaults = self.config.task_defaults if apply_defaults else TaskDefaults()
         sched = _fallback(schedule_timeout, DEFAULT_SCHEDULE_TIMEOUT, defaults.schedule_timeout)
         exec_ = _fallback(execution_timeout, DEFAULT_EXECUTION_TIMEOUT, defaults.execution_timeout)

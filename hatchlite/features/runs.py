@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from hatchlite.exceptions import RunNotFoundError
 from hatchlite.features import summaries as views
+from hatchlite.features.rest import RestClient
 from hatchlite.models import (
     BulkCancelReplayOpts,
     RunFilter,
     TaskRunDetail,
     V1BranchDurableTaskResponse,
+    V1RestoreTaskResponse,
     V1TaskSummary,
     V1TaskSummaryList,
     V1WorkflowRunDetails,
@@ -90,6 +92,7 @@ class RunsClient:
                     output=json.loads(t.output_json) if t.output_json else None,
                     error=_serialized_error(t.error_json) if t.status == "FAILED" else None,
                     status=views.public_status(t.status),
+                    is_evicted=t.status == "WAITING",
                 )
                 for t in b.tasks
             },
@@ -444,6 +447,24 @@ class RunsClient:
         self, task_external_id: str, node_id: int, branch_id: int
     ) -> V1BranchDurableTaskResponse:
         return await RUNTIME.acall(self._reset, task_external_id, node_id, branch_id)
+
+    async def _restore(self, task_external_id: str) -> V1RestoreTaskResponse:
+        await self._engine.restore_task(task_external_id)
+        return V1RestoreTaskResponse(requeued=True)
+
+    def restore_task(self, task_external_id: str) -> V1RestoreTaskResponse:
+        """Queue an evicted durable task run again now (hatchlite's name for Hatchet's
+        REST `v1_task_restore`): it replays its history, and a wait that is not over yet
+        waits again. `RestoreError` if the task run is not evicted."""
+        return RUNTIME.call(self._restore, task_external_id)
+
+    async def aio_restore_task(self, task_external_id: str) -> V1RestoreTaskResponse:
+        return await RUNTIME.acall(self._restore, task_external_id)
+
+    def client(self) -> RestClient:
+        """What Hatchet's REST API classes take (`TaskApi(client)`, within `with
+        hatchet.runs.client() as client:`); in hatchlite they call these clients."""
+        return RestClient(self._client)
 
     def bulk_replay(self, opts: BulkCancelReplayOpts) -> None:
         RUNTIME.call(self._bulk_replay, opts)

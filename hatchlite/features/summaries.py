@@ -138,6 +138,7 @@ def task_summary(
         workflow_run_external_id=run.id,
         parent_task_external_id=run.parent_task_run_id,
         is_durable=durable,
+        is_evicted=task.status == "WAITING" if durable else None,
     )
 
 
@@ -194,6 +195,7 @@ def run_summary(
         workflow_run_external_id=run.id,
         parent_task_external_id=run.parent_task_run_id,
         is_durable=single.is_durable if single else None,
+        is_evicted=single.is_evicted if single else None,
     )
 
 

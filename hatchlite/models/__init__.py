@@ -80,6 +80,7 @@ __all__ = [
     "V1LogLine",
     "V1LogLineLevel",
     "V1LogLineList",
+    "V1RestoreTaskResponse",
     "V1TaskEvent",
     "V1TaskEventType",
     "V1TaskStatus",
@@ -189,6 +190,7 @@ class V1TaskSummary(_RestModel):
     workflow_config: JSONMap | None = None
     parent_task_external_id: str | None = None
     is_durable: bool | None = None
+    is_evicted: bool | None = None  # a durable task evicted while it waits (RUNNING)
 
 
 class V1TaskSummaryList(_RestModel):
@@ -231,6 +233,12 @@ class V1BranchDurableTaskResponse(_RestModel):
     task_external_id: str
     node_id: int
     branch_id: int
+
+
+class V1RestoreTaskResponse(_RestModel):
+    """What `runs.restore_task` returns: the evicted task was queued again."""
+
+    requeued: bool
 
 
 class V1WorkflowRunDetails(_RestModel):

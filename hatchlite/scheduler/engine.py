@@ -31,6 +31,7 @@ from hatchlite.exceptions import (
 )
 from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
+from hatchlite.scheduler.eviction import Evictor
 from hatchlite.scheduler.execution import Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
@@ -93,6 +94,7 @@ class Engine:
         self._timeout_seq = itertools.count()
         self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
         self._suspended: dict[Node, asyncio.Future[str]] = {}
+        self.evictor = Evictor(self)
         self._store_deadline: float | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
@@ -288,9 +290,12 @@ class Engine:
         worker.accepting = False
         with contextlib.suppress(Exception):  # shown as PAUSED while it drains
             await self.store.mark_draining(worker.id)
+        # Waiting durable tasks leave at once: restored when their waits are over.
+        with contextlib.suppress(Exception):
+            await self.evictor.evict(self.evictor.for_shutdown(worker))
         for execution in list(worker.running.values()):
             if execution.suspended:
-                execution.stop()  # holds no slot; another worker replays it
+                execution.stop()  # not evicted (a database error): its worker's release
         running = [e.wait() for e in worker.running.values()]
         if running:
             _, pending = await asyncio.wait(
@@ -436,6 +441,12 @@ class Engine:
         )
         self._after_replay(outcome)
         return branch
+
+    async def restore_task(self, task_id: str) -> None:
+        """Queue an evicted durable task run again now (`RestoreError` if it is not)."""
+        await self.ensure_started()
+        await self.store.restore_task(task_id, self.clock.time())
+        self.wake()
 
     async def replay(self, ids: list[str]) -> list[str]:
         """Queue finished runs (or task runs) again; see `RunsClient.replay`."""
@@ -600,9 +611,13 @@ class Engine:
 
     # -- executions --------------------------------------------------------------
 
+    def running_here(self, execution: Execution) -> bool:
+        return self._executions.get(execution.task_id) is execution
+
     def execution_done(self, execution: Execution, outcome: Outcome | None) -> None:
         execution.worker.forget(execution)
-        self._executions.pop(execution.task_id, None)
+        if self.running_here(execution):  # (an evicted one may be back already)
+            del self._executions[execution.task_id]
         if outcome is not None:
             self._outcomes.append(outcome)
         self.wake()
@@ -614,9 +629,9 @@ class Engine:
         execution.timeout_at = self.clock.time() + seconds if deadline is None else deadline
         heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
 
-    def resume_slot_abandoned(self, execution: Execution) -> None:
-        """A suspended durable task was cancelled or stopped while it held no slot."""
-        execution.slot_held = False
+    def forget_wait(self, node: Node) -> None:
+        """An evicted task's wait: its resumption is the store's business now."""
+        self._suspended.pop(node, None)
 
     def release_slot(self, execution: Execution) -> None:
         execution.worker.release(execution)
@@ -796,9 +811,9 @@ class Engine:
                 external, self._external = self._external, False
                 return external
             deadline = self._store_deadline
-            timeout_at = self._next_timeout()
-            if timeout_at is not None and (deadline is None or timeout_at < deadline):
-                deadline = timeout_at
+            for local in (self._next_timeout(), self.evictor.next_deadline()):
+                if local is not None and (deadline is None or local < deadline):
+                    deadline = local
             delay = self.clock.real_delay(deadline) if deadline is not None else None
             if delay == 0.0:
                 return False
@@ -827,6 +842,9 @@ class Engine:
     async def _step(self, *, external: bool, claim: bool) -> None:
         now = self.clock.time()
         self._expire_timeouts(now)
+        expired = self.evictor.due(now)
+        if expired:
+            await self.evictor.evict(expired)
         outcomes, self._outcomes = self._outcomes, []
         logs, self._logs = self._logs, []
         chunks, self._chunks = self._chunks, []
@@ -834,7 +852,8 @@ class Engine:
         claims = []
         if claim:
             for worker in self.workers:
-                request = worker.claim_request(self.defined, self.defined.version)
+                room = self.evictor.room(worker)
+                request = worker.claim_request(self.defined, self.defined.version, room)
                 if request is not None and request.workflows:
                     claims.append(request)
         check_runs = list(self._waiters) if external and self._waiters else []
@@ -875,6 +894,11 @@ class Engine:
             self._notify_listeners()
         for claimed in result.claimed:
             self._start(claimed, workers)
+        if result.claimed:  # durable tasks claimed counting on evictions
+            for worker in workers.values():
+                victims = self.evictor.for_capacity(worker)
+                if victims:
+                    await self.evictor.evict(victims)
         self._abort_local(result.cancelled_running)
         self._deliver(result.results)
         self._resolve_durable(result.durable)

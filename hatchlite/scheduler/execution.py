@@ -9,7 +9,7 @@ import contextvars
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
@@ -70,7 +70,10 @@ class Execution:
         self.cancelled = False
         self.timed_out = False
         self.slot_held = True
-        self.suspended = False
+        self.suspended = False  # a durable task waiting (it may be evicted)
+        self.waiting_since: float | None = None
+        self.evicting = False
+        self._waits: list[tuple[int | None, tuple[str, ...]]] = []
         self._stopping = False
         self._aio_task: asyncio.Task[None] | None = None
 
@@ -96,6 +99,21 @@ class Execution:
         self._stopping = True
         if self._aio_task is not None and not self._aio_task.done():
             self._aio_task.cancel()
+
+    def evict(self) -> None:
+        """The store holds this task as evicted: drop the coroutine (it is replayed
+        from its history when its wait is over) with no outcome written."""
+        self.evicting = True
+        for node, _ in self._waits:
+            if node is not None:
+                self.engine.forget_wait((self.task_id, node))
+        self.stop()
+
+    def waits_for(self) -> tuple[list[int], list[list[str]]]:
+        """What the task waits for: its durable entries, and its groups of child runs."""
+        nodes = [node for node, _ in self._waits if node is not None]
+        children = [list(ids) for node, ids in self._waits if node is None and ids]
+        return nodes, children
 
     async def wait(self) -> None:
         if self._aio_task is not None:
@@ -156,22 +174,32 @@ class Execution:
             return DurableContext(self.task, run, self, claimed.history, claimed.invocation_count)
         return Context(self.task, run, self)
 
-    async def suspend(self, awaitable: Awaitable[T]) -> T:
-        """Await without holding a slot (a durable wait); the execution timeout does not
-        run meanwhile, and starts afresh when the task resumes."""
-        self.worker.release(self)
-        self.timeout_at = None
-        self.suspended = True
-        self.engine.wake()  # a freed slot: claim more work
+    async def suspend(
+        self, awaitable: Awaitable[T], *, node: int | None = None, children: Sequence[str] = ()
+    ) -> T:
+        """Await a durable wait (for entry `node`, or for the runs `children`): the task
+        keeps its durable slot and may be evicted meanwhile (see scheduler/eviction.py);
+        the execution timeout does not run, and starts afresh when the task resumes.
+        Several waits may be under way at once (`asyncio.gather`)."""
+        wait = (node, tuple(children))
+        self._waits.append(wait)
+        if len(self._waits) == 1:
+            self.timeout_at = None
+            self.suspended = True
+            self.worker.waiting += 1
+            self.waiting_since = self.engine.clock.time()
+            self.engine.evictor.waiting(self)
+            self.engine.wake()  # the test clock may skip ahead; a TTL deadline is new
         try:
             result = await awaitable
-        except BaseException:
-            self.engine.resume_slot_abandoned(self)
-            raise
         finally:
-            self.suspended = False
-        await self.worker.reacquire(self)
-        self.engine.restart_timeout(self)
+            self._waits.remove(wait)
+            if not self._waits:
+                self.suspended = False
+                self.waiting_since = None
+                self.worker.waiting -= 1
+        if not self._waits:
+            self.engine.restart_timeout(self)
         return result
 
     async def _invoke(self, ctx: Context) -> Any:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from hatchlite.scheduler.threads import TaskThreadPool
@@ -43,6 +41,7 @@ class LocalWorker:
         self.labels = labels if labels is not None else {}  # the Worker's own dict
         self.used = 0
         self.used_durable = 0
+        self.waiting = 0  # durable tasks waiting in memory (they keep their durable slots)
         self.accepting = True
         self.paused = False  # paused through the workers API: takes no new tasks
         self.suspects = 0  # running suspect tasks (see ClaimedTask.suspect): nothing else
@@ -52,8 +51,6 @@ class LocalWorker:
         # sync tasks that released their slot or outlived their timeout.
         self.executor = TaskThreadPool(max(1, slots) + 64, f"hatchlite-{name}")
         self.tasks_done = 0
-        # Durable tasks resuming after a wait, queued for a slot (served before new claims).
-        self._resuming: deque[tuple[Execution, asyncio.Future[None]]] = deque()
         self._runnable_cache: (
             tuple[object, tuple[str, ...], frozenset[tuple[str, str]], bool] | None
         ) = None
@@ -95,20 +92,22 @@ class LocalWorker:
         return served, pairs, durable
 
     def claim_request(
-        self, defined: dict[str, BaseWorkflow[Any]], version: object = 0
+        self, defined: dict[str, BaseWorkflow[Any]], version: object = 0, evictable: int = 0
     ) -> ClaimRequest | None:
+        """What this worker can take now; `evictable`: durable slots that evicting
+        waiting durable tasks would free."""
         if not self.accepting or self.paused or self._suspect_running():
             return None
         served, runnable, serves_durable = self._runnable(defined, version)
         free = max(0, self.slots - self.used)
-        free_durable = max(0, self.durable_slots - self.used_durable)
+        free_durable = max(0, self.durable_slots - self.used_durable) + evictable
         # Durable slots only count when a served workflow has durable tasks; otherwise
         # the claim would fetch rows it cannot take.
         if free_durable and not serves_durable:
             free_durable = 0
         if free <= 0 and free_durable <= 0:
             return None
-        busy = self.used > 0 or self.used_durable > 0
+        busy = self.used + self.used_durable > self.waiting
         return ClaimRequest(self.id, served, free, free_durable, runnable, busy, self.labels)
 
     def _serves_durable(
@@ -121,10 +120,10 @@ class LocalWorker:
         return False
 
     def _suspect_running(self) -> bool:
-        """A suspect task runs alone, but not while it waits (a durable wait holds no
-        slot: its children must be able to run)."""
+        """A suspect task runs alone, but not while it waits (a durable wait: its
+        children must be able to run)."""
         return bool(self.suspects) and any(
-            e.claimed.suspect and e.slot_held for e in self.running.values()
+            e.claimed.suspect and e.slot_held and not e.suspended for e in self.running.values()
         )
 
     def take(self, execution: Execution) -> None:
@@ -142,16 +141,6 @@ class LocalWorker:
             self.used_durable -= 1
         else:
             self.used -= execution.task.slot_cost
-        while self._resuming and self._fits(self._resuming[0][0]):
-            waiting, future = self._resuming.popleft()
-            if not future.done():
-                self._hold(waiting)
-                future.set_result(None)
-
-    def _fits(self, execution: Execution) -> bool:
-        if execution.task.is_durable:
-            return self.used_durable < self.durable_slots
-        return self.used + execution.task.slot_cost <= self.slots
 
     def _hold(self, execution: Execution) -> None:
         execution.slot_held = True
@@ -160,20 +149,10 @@ class LocalWorker:
         else:
             self.used += execution.task.slot_cost
 
-    async def reacquire(self, execution: Execution) -> None:
-        """Take a slot again for an execution that released it (a durable wait ended)."""
-        if execution.slot_held:
-            return
-        if not self._resuming and self._fits(execution):
-            self._hold(execution)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._resuming.append((execution, future))
-        await future
-
     def forget(self, execution: Execution) -> None:
         self.release(execution)
-        if self.running.pop(execution.task_id, None) is not None:
+        if self.running.get(execution.task_id) is execution:
+            del self.running[execution.task_id]
             self.suspects -= execution.claimed.suspect
         self.tasks_done += 1
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from hatchlite.limits import LimitKeyError
 from hatchlite.store import durable as _durable
 from hatchlite.store import events as _events
+from hatchlite.store import eviction as _eviction
 from hatchlite.store import gates as _gates
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store import retention as _retention
@@ -222,9 +223,25 @@ class Store:
                 shape = self.shapes.for_run(conn, str(row[0]), str(row[1]))
                 durable = shape.task(str(row[2])).is_durable
             _, branch = _durable.reset_txn(conn, task_id, node_id, branch_id, durable)
-            return branch, _runs.replay_txn(conn, [task_id], self.shapes, now)
+            # Finished runs only (an evicted one too is unfinished: restore it instead).
+            replayed = _runs.replay_txn(conn, [task_id], self.shapes, now, restore_evicted=False)
+            return branch, replayed
 
         return await self.db.run(job)
+
+    async def evict_many(
+        self, items: list[tuple[str, str, list[int], list[list[str]], str]], now: float
+    ) -> list[bool]:
+        """Evict durable task runs waiting in a worker's memory, each given as (task
+        run id, worker id, entries and child-run groups it waits for, reason); for each,
+        whether it was evicted (not if its wait is over already; see store/eviction.py)."""
+        return await self.db.run(
+            lambda conn: [_eviction.evict_txn(conn, *item[:4], now, item[4]) for item in items]
+        )
+
+    async def restore_task(self, task_id: str, now: float) -> None:
+        """Queue an evicted task run again now; `RestoreError` if it is not evicted."""
+        await self.db.run(lambda conn: _eviction.restore_by_request_txn(conn, task_id, now))
 
     # -- reading runs back -------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hatchlite.cel import evaluate
-from hatchlite.exceptions import HatchliteError
-from hatchlite.store.tasks import chunks, marks
+from hatchlite.exceptions import HatchliteError, ResetError
+from hatchlite.store.eviction import restore_txn
+from hatchlite.store.records import chunks, marks
 
 logger = logging.getLogger("hatchlite")
 
@@ -298,12 +299,15 @@ def _settle_entry(conn: sqlite3.Connection, task_id: str, node_id: int, now: flo
            WHERE task_run_id = ? AND node_id = ? AND status = 'PENDING'""",
         (result, now, task_id, node_id),
     )
+    if not cur.rowcount:
+        return None
     conn.execute(
         """UPDATE durable_conditions SET status = 'CLOSED'
            WHERE task_run_id = ? AND node_id = ? AND status = 'OPEN'""",
         (task_id, node_id),
     )
-    return result if cur.rowcount else None
+    restore_txn(conn, task_id, now, f"its wait (entry {node_id}) was satisfied")
+    return result
 
 
 def meet_timers_txn(conn: sqlite3.Connection, now: float) -> set[Node]:
@@ -395,10 +399,6 @@ def next_timer(conn: sqlite3.Connection) -> float | None:
         "SELECT min(wake_at) FROM durable_conditions WHERE status = 'OPEN' AND kind = 'SLEEP'"
     ).fetchone()
     return None if row[0] is None else float(row[0])
-
-
-class ResetError(HatchliteError, ValueError):
-    """A durable task cannot be reset as asked (nothing was changed)."""
 
 
 def reset_txn(

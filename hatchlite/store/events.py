@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from hatchlite.store.tasks import chunks, marks
+from hatchlite.store.records import chunks, marks
 from hatchlite.store.views import workflow_names
 
 

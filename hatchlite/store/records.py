@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 ACTIVE = ("PENDING", "QUEUED", "RUNNING", "WAITING")
+_CHUNK = 500  # ids per `IN (...)` list
+
+
+def chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    """Placeholders for an `IN (...)` list of `n` values."""
+    return ",".join("?" * n)
 
 
 @dataclass(frozen=True, slots=True)

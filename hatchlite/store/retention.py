@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from hatchlite.store.tasks import marks
+from hatchlite.store.records import marks
 
 # Tables keyed by task run id, and by workflow run id, that hold a run's history.
 _BY_TASK = ("task_attempts", "task_logs", "durable_conditions", "durable_events")

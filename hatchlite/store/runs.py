@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection
 from hatchlite.exceptions import HatchliteError, NonDeterminismError, RunNotFoundError
 from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.concurrency import HELD_BY_LIMIT
+from hatchlite.store.eviction import restore_txn
 from hatchlite.store.records import (
     ACTIVE,
     TERMINAL,
@@ -20,10 +21,12 @@ from hatchlite.store.records import (
     TaskRow,
     TriggerResult,
     WorkflowShape,
+    chunks,
+    marks,
 )
 from hatchlite.store.settle import SKIPPED_OUTPUT, Settler
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import chunks, insert_task_events, marks
+from hatchlite.store.tasks import insert_task_events
 
 logger = logging.getLogger("hatchlite")
 
@@ -418,15 +421,38 @@ class RunNotFinishedError(HatchliteError, ValueError):
     """A replay named a run (or task run) that has not finished."""
 
 
+def _restore_evicted(conn: sqlite3.Connection, run_id: str, only: str | None, now: float) -> bool:
+    """Replaying a run that has evicted durable tasks (it is unfinished) queues them
+    again at once; False if it has none (of task `only`, if given)."""
+    evicted = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT id FROM task_runs WHERE workflow_run_id = ? AND status = 'WAITING' "
+            "AND (? IS NULL OR task_name = ?)",
+            (run_id, only, only),
+        )
+    ]
+    for task_id in evicted:
+        restore_txn(conn, task_id, now, "replayed")
+    return bool(evicted)
+
+
 def replay_txn(
-    conn: sqlite3.Connection, ids: list[str], shapes: ShapeCache, now: float
+    conn: sqlite3.Connection,
+    ids: list[str],
+    shapes: ShapeCache,
+    now: float,
+    *,
+    restore_evicted: bool = True,
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """Queue finished runs again (by workflow run id, or by task run id for one task and
     its descendants). In a run that did not complete, its failed and cancelled tasks and
     their descendants run again and completed outputs are kept; a completed run runs
     whole. Each task run that goes again keeps its id and counts one more retry; one
-    with conditions is gated by them again. Returns the workflow run ids replayed, and
-    those that ended at once (every task they replayed was skipped)."""
+    with conditions is gated by them again. An unfinished run with evicted durable tasks
+    has those queued again at once (with `restore_evicted`; else it is refused like any
+    unfinished run). Returns the workflow run ids replayed, and those that ended at
+    once (every task they replayed was skipped)."""
     unknown = _unknown_ids(conn, ids)
     if unknown:
         raise RunNotFoundError(f"no workflow run or task run with id {unknown[0]!r}")
@@ -438,6 +464,10 @@ def replay_txn(
         status = conn.execute(
             "SELECT status, workflow_name FROM workflow_runs WHERE id = ?", (run_id,)
         ).fetchone()
+        unfinished = status[0] not in TERMINAL
+        if unfinished and restore_evicted and _restore_evicted(conn, run_id, only, now):
+            replayed.append(run_id)  # its evicted durable tasks go on from their history
+            continue
         if status[0] not in TERMINAL:
             raise RunNotFinishedError(
                 f"run {run_id} is {status[0]}; only finished runs can be replayed (nothing was "

@@ -2,9 +2,9 @@
 
 Times are epoch seconds (REAL, UTC); inputs, outputs and metadata are JSON text.
 Internal task states beyond Hatchet's five: PENDING (waiting for its parents, or
-for its conditions; not shown by the runs API) and WAITING (reserved for a suspended
-durable task; not written today: a durable task in a wait stays RUNNING, its wait is an
-open `durable_events` entry).
+for its conditions; not shown by the runs API) and WAITING (a durable task evicted from
+its worker while it waits: shown as RUNNING with `is_evicted`; a durable task waiting in
+a worker's memory stays RUNNING, its wait an open `durable_events` entry).
 """
 
 from __future__ import annotations
@@ -428,6 +428,27 @@ _V9 = [
     ) WITHOUT ROWID""",
 ]
 
+# Long-lived work. Eviction: an evicted durable task run (status WAITING) that waits
+# for child runs has one row per child it still waits for, by group (one group per
+# wait: the group is done when all its children are); its waits for sleeps and events
+# are its PENDING `durable_events` entries. Batches: a batch task's queued member is
+# `held` 3 while buffered, with its group key (NULL: no key; `batch_error` when the key
+# failed to evaluate); the members flushed together share a `batch_id`.
+_V10 = [
+    """CREATE TABLE durable_child_waits (
+        task_run_id TEXT NOT NULL,
+        grp INTEGER NOT NULL,
+        child_run_id TEXT NOT NULL,
+        PRIMARY KEY (task_run_id, grp, child_run_id)
+    ) WITHOUT ROWID""",
+    """CREATE INDEX durable_child_waits_child ON durable_child_waits (child_run_id)""",
+    """ALTER TABLE task_runs ADD COLUMN batch_key TEXT""",
+    """ALTER TABLE task_runs ADD COLUMN batch_id TEXT""",
+    """CREATE INDEX task_runs_batched ON task_runs (workflow_name, task_name, available_at, seq)
+        WHERE status = 'QUEUED' AND held = 3""",
+    """CREATE INDEX task_runs_batch ON task_runs (batch_id) WHERE batch_id IS NOT NULL""",
+]
+
 MIGRATIONS: Sequence[tuple[int, Sequence[Step]]] = [
     (1, _V1),
     (2, _V2),
@@ -438,6 +459,7 @@ MIGRATIONS: Sequence[tuple[int, Sequence[Step]]] = [
     (7, _V7),
     (8, _V8),
     (9, _V9),
+    (10, _V10),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

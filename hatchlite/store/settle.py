@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from hatchlite.limits import RateLimitError, rate_limit_uses, run_variables
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.concurrency import Limits
-from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape
+from hatchlite.store.eviction import run_ended_txn
+from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape, marks
 from hatchlite.store.shapes import ShapeCache
 
 logger = logging.getLogger("hatchlite")
@@ -24,10 +25,6 @@ T = TypeVar("T")
 
 
 SKIPPED_OUTPUT = '{"skipped":true}'
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 class Settler:
@@ -516,6 +513,7 @@ class Settler:
         )
         if cur.rowcount:
             self.finished_runs[run_id] = status
+            run_ended_txn(self.conn, run_id, self.now)  # an evicted parent may wait for it
             # Whatever its definition says now (a limit may have been added or removed
             # since it was triggered), the rows it holds are released.
             self.limits.release_run(run_id)

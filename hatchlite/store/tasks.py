@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import sqlite3
-from collections.abc import Container, Iterable
+from collections.abc import Container
 from typing import Any
 
 from hatchlite.store import rate_limits as _rate_limits
@@ -21,23 +21,15 @@ from hatchlite.store.records import (
     LogLine,
     TaskEvent,
     WorkflowShape,
+    chunks,
+    marks,
     shape_from_json,
 )
 from hatchlite.store.routing import Router
 from hatchlite.store.settle import Settler
 from hatchlite.store.shapes import ShapeCache
 
-_CHUNK = 500
 logger = logging.getLogger("hatchlite")
-
-
-def chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 # -- claim ---------------------------------------------------------------------------
@@ -364,6 +356,13 @@ def _attach_history(conn: sqlite3.Connection, durable: list[ClaimedTask]) -> Non
             part,
         ):
             starts[task_id] = count
+        for task_id, count in conn.execute(  # an eviction ends an invocation too
+            f"""SELECT task_run_id, count(*) FROM task_events
+                WHERE task_run_id IN ({marks(len(part))}) AND event_type = 'DURABLE_EVICTED'
+                GROUP BY task_run_id""",
+            part,
+        ):
+            starts[task_id] = starts.get(task_id, 0) + count
     for claimed in durable:
         claimed.history = history.get(claimed.task_id, [])
         claimed.invocation_count = starts.get(claimed.task_id, 0) + 1

@@ -12,9 +12,8 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hatchlite.store.records import WorkflowShape
+from hatchlite.store.records import WorkflowShape, chunks, marks
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import chunks, marks
 
 # -- records -----------------------------------------------------------------------------
 
