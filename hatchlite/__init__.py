@@ -53,6 +53,7 @@ from hatchlite.models import (
 from hatchlite.refs import TaskRunRef, WorkflowRunRef
 from hatchlite.runnables import BaseWorkflow, Standalone, Workflow
 from hatchlite.types import (
+    BatchMemberId,
     ConcurrencyExpression,
     ConcurrencyLimitStrategy,
     DefaultFilter,
@@ -78,6 +79,7 @@ from hatchlite.worker import Worker, WorkerStartOptions, WorkerStatus
 
 __all__ = [
     "BaseWorkflow",
+    "BatchMemberId",
     "BulkCancelReplayOpts",
     "BulkPushEventOptions",
     "BulkPushEventWithMetadata",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar, cast, overload
 
 from pydantic import BaseModel, Field, field_validator
@@ -34,6 +35,7 @@ from hatchlite.features.scheduled import ScheduledClient
 from hatchlite.features.workers import WorkersClient
 from hatchlite.features.workflows import WorkflowsClient
 from hatchlite.runnables import (
+    BatchStandaloneDecorator,
     DurableStandaloneDecorator,
     Standalone,
     StandaloneDecorator,
@@ -379,6 +381,7 @@ class Hatchet:
         durable: bool,
         name: str | None,
         kwargs: dict[str, Any],
+        batch: dict[str, Any] | None = None,
     ) -> Standalone[Any, Any]:
         wf_name = name or fn.__name__
         config = self._config(
@@ -410,7 +413,10 @@ class Hatchet:
             backoff_max_seconds=kwargs["backoff_max_seconds"],
             concurrency=kwargs["concurrency"],
         )
-        if durable:
+        if batch is not None:
+            del common["concurrency"]
+            standalone._task = standalone.batch_task(**common, **batch)(fn)
+        elif durable:
             standalone._task = standalone.durable_task(
                 **common, eviction_policy=kwargs["eviction_policy"]
             )(fn)
@@ -613,6 +619,57 @@ class Hatchet:
             return self._standalone(fn, durable=True, name=name, kwargs=kwargs)
 
         return cast("DurableStandaloneDecorator[Any]", decorator)
+
+    def batch_task(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_validator: Any = None,
+        version: str | None = None,
+        sticky: StickyStrategy | None = None,
+        default_priority: int = Priority.LOW,
+        schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+        execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        default_filters: list[DefaultFilter] | None = None,
+        batch_max_size: int = 1,
+        batch_max_interval: timedelta | None = None,
+        batch_group_key: str | None = None,
+        batch_group_max_runs: int | None = None,
+        broadcast_output: bool = False,
+        retries: int = 0,
+    ) -> BatchStandaloneDecorator[Any]:
+        """Declare a standalone batch task (see `Workflow.batch_task`); `retries` is a
+        hatchlite extra."""
+        kwargs = dict(locals())
+        kwargs.pop("self")
+        kwargs.update(
+            on_events=None,
+            on_crons=None,
+            cron_input=None,
+            cron_missed="latest",
+            default_additional_metadata=None,
+            idempotency=None,
+            concurrency=None,
+        )
+        batch = {
+            "batch_max_size": batch_max_size,
+            "batch_max_interval": batch_max_interval,
+            "batch_group_key": batch_group_key,
+            "batch_group_max_runs": batch_group_max_runs,
+            "broadcast_output": broadcast_output,
+        }
+
+        def decorator(fn: Callable[[Any, Any], Any]) -> Standalone[Any, Any]:
+            return self._standalone(fn, durable=False, name=name, kwargs=kwargs, batch=batch)
+
+        return cast("BatchStandaloneDecorator[Any]", decorator)
 
     # -- workers -----------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from hatchlite.store import NewRun, RunResult
 from hatchlite.store.routing import Routing, label_specs
 from hatchlite.store.schedules import NewSchedule
 from hatchlite.types import (
+    BatchMemberId,
     JSONMap,
     ScheduleTriggerWorkflowOptions,
     TriggerWorkflowOptions,
@@ -84,6 +85,33 @@ class DurableStandaloneDecorator(Protocol[TWorkflowInput]):
     def __call__(
         self, fn: Callable[[TWorkflowInput, DurableContext], R2], /
     ) -> Standalone[TWorkflowInput, R2]: ...
+
+
+class BatchStandaloneDecorator(Protocol[TWorkflowInput]):
+    """`@hatchet.batch_task(...)`: the handler takes the batch's inputs by member id and
+    returns the outputs by member id (or one for all, with `broadcast_output`)."""
+
+    @overload
+    def __call__(
+        self,
+        fn: Callable[
+            [dict[BatchMemberId, TWorkflowInput], Context],
+            Coroutine[Any, Any, dict[BatchMemberId, R2]],
+        ],
+        /,
+    ) -> Standalone[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self,
+        fn: Callable[[dict[BatchMemberId, TWorkflowInput], Context], dict[BatchMemberId, R2]],
+        /,
+    ) -> Standalone[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[dict[BatchMemberId, TWorkflowInput], Context], Any], /
+    ) -> Standalone[TWorkflowInput, Any]: ...
 
 
 class _Item:

@@ -6,7 +6,7 @@ import re
 import warnings
 from datetime import timedelta
 from enum import Enum, IntEnum
-from typing import Any
+from typing import Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -148,6 +148,19 @@ class EvictionPolicy(BaseModel):
 
 
 DEFAULT_EVICTION_POLICY = EvictionPolicy(ttl=timedelta(minutes=15))
+
+BatchMemberId = NewType("BatchMemberId", str)
+"""A batch member's key in a batch task's input and output dicts: its task run id."""
+
+
+class BatchTaskConfig(BaseModel):
+    """How a batch task batches (Hatchet's `BatchTaskConfig`)."""
+
+    batch_max_size: int
+    batch_max_interval: timedelta | None = None
+    batch_group_key: str | None = None
+    batch_group_max_runs: int | None = None
+    broadcast_output: bool = False
 
 
 class DefaultFilter(BaseModel):

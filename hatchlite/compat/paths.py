@@ -171,6 +171,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "hatchet_sdk.runnables.task": ("Depends", "Task"),
     "hatchet_sdk.runnables.types": (
         "BatchMemberId",
+        "BatchTaskConfig",
         "DefaultFilter",
         "EmptyModel",
         "StepType",
@@ -260,5 +261,4 @@ UNSUPPORTED: dict[str, str] = {
     "EvictionNotSupportedError": "hatchlite always supports durable eviction (it is never raised)",
     "remove_null_unicode_character": "not supported yet",
     "workflow": "the `workflow` submodule alias is not supported; import from hatchet_sdk",
-    "BatchMemberId": "batch tasks are not built yet",
 }

@@ -23,6 +23,7 @@ from hatchlite.dag.depends import Dependency, task_dependencies
 from hatchlite.exceptions import IllegalTaskOutputError, InvalidDefinitionError
 from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.types import (
+    BatchTaskConfig,
     ConcurrencyExpression,
     DefaultFilter,
     DesiredWorkerLabel,
@@ -160,6 +161,7 @@ class Task(Generic[TWorkflowInput, R]):
         slot_cost: int,
         is_durable: bool,
         eviction_policy: EvictionPolicy | None,
+        batch: BatchTaskConfig | None = None,
     ) -> None:
         self.fn = fn
         self.workflow = workflow
@@ -180,12 +182,20 @@ class Task(Generic[TWorkflowInput, R]):
         self.slot_cost = slot_cost
         self.is_durable = is_durable
         self.eviction_policy = eviction_policy
+        self.batch = batch
         self.is_async_function = inspect.iscoroutinefunction(fn)
         # `Depends` parameters, checked now; empty for most tasks (then no cost per attempt)
         self.dependencies: tuple[Dependency, ...] = task_dependencies(
             fn, f"workflow {workflow.name!r}, task {name!r}"
         )
         self.output_validator_type: Any = _return_type(fn)
+        if batch is not None and not batch.broadcast_output:
+            # A batch handler returns {member id: output}: each member's output is
+            # validated with the dict's value type.
+            if typing.get_origin(self.output_validator_type) is dict:
+                self.output_validator_type = typing.get_args(self.output_validator_type)[1]
+            elif self.output_validator_type is EmptyModel:
+                self.output_validator_type = Any
         self.output_validator: TypeAdapter[Any] = TypeAdapter(self.output_validator_type)
 
     def __repr__(self) -> str:

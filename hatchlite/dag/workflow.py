@@ -9,11 +9,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hatchlite.cel import InvalidCELError, check_boolean
+from hatchlite.cel import check as check_cel
 from hatchlite.conditions import Condition, OrGroup
 from hatchlite.cron import InvalidCronError, check_missed_policy, parse
 from hatchlite.dag.gates import check_conditions, condition_defs
@@ -24,9 +26,11 @@ from hatchlite.exceptions import (
     UnenforcedParameterWarning,
 )
 from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
-from hatchlite.store.records import TaskShape, WorkflowShape
+from hatchlite.store.records import BatchSpec, TaskShape, WorkflowShape
 from hatchlite.types import (
     DEFAULT_EVICTION_POLICY,
+    BatchMemberId,
+    BatchTaskConfig,
     ConcurrencyExpression,
     DesiredWorkerLabel,
     Duration,
@@ -74,6 +78,34 @@ class TaskDecorator(Protocol[TWorkflowInput]):
     def __call__(
         self, fn: Callable[[TWorkflowInput, Context], R2], /
     ) -> Task[TWorkflowInput, R2]: ...
+
+
+class BatchTaskDecorator(Protocol[TWorkflowInput]):
+    """`@wf.batch_task(...)`: takes `(inputs, ctx)` functions, `inputs` a dict of the
+    batch's members' inputs by member id, returning a dict of their outputs by member id
+    (or, with `broadcast_output`, one output for all)."""
+
+    @overload
+    def __call__(
+        self,
+        fn: Callable[
+            [dict[BatchMemberId, TWorkflowInput], Context],
+            Coroutine[Any, Any, dict[BatchMemberId, R2]],
+        ],
+        /,
+    ) -> Task[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self,
+        fn: Callable[[dict[BatchMemberId, TWorkflowInput], Context], dict[BatchMemberId, R2]],
+        /,
+    ) -> Task[TWorkflowInput, R2]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[[dict[BatchMemberId, TWorkflowInput], Context], Any], /
+    ) -> Task[TWorkflowInput, Any]: ...
 
 
 class DurableTaskDecorator(Protocol[TWorkflowInput]):
@@ -229,6 +261,55 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             lambda fn: self._add(fn, StepType.DEFAULT, is_durable=True, **options),
         )
 
+    def batch_task(
+        self,
+        name: str | None = None,
+        *,
+        batch_max_size: int,
+        batch_max_interval: timedelta | None = None,
+        batch_group_key: str | None = None,
+        batch_group_max_runs: int | None = None,
+        broadcast_output: bool = False,
+        schedule_timeout: Duration = DEFAULT_SCHEDULE_TIMEOUT,
+        execution_timeout: Duration = DEFAULT_EXECUTION_TIMEOUT,
+        parents: list[Task[TWorkflowInput, Any]] | None = None,
+        rate_limits: list[RateLimit] | None = None,
+        desired_worker_labels: dict[str, DesiredWorkerLabel]
+        | list[DesiredWorkerLabel]
+        | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_seconds: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> BatchTaskDecorator[TWorkflowInput]:
+        """Declare a batch task: each run's task run is a member, buffered until
+        `batch_max_size` members (per value of `batch_group_key`) are there or the oldest
+        has waited `batch_max_interval`; then the function runs once for the batch.
+        `retries` is a hatchlite extra (Hatchet's batch tasks are not retried)."""
+        where = f"workflow {self.name!r}, batch task {(name or '?')!r}"
+        batch = batch_config(
+            where,
+            batch_max_size,
+            batch_max_interval,
+            batch_group_key,
+            batch_group_max_runs,
+            broadcast_output,
+        )
+        options: dict[str, Any] = dict(
+            name=name,
+            schedule_timeout=schedule_timeout,
+            execution_timeout=execution_timeout,
+            parents=parents,
+            retries=retries,
+            rate_limits=rate_limits,
+            desired_worker_labels=desired_worker_labels,
+            backoff_factor=backoff_factor,
+            backoff_max_seconds=backoff_max_seconds,
+        )
+        return cast(
+            "BatchTaskDecorator[TWorkflowInput]",
+            lambda fn: self._add(fn, StepType.DEFAULT, batch=batch, **options),
+        )
+
     def on_failure_task(
         self,
         *,
@@ -308,6 +389,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
         slot_cost: int | None = None,
         is_durable: bool = False,
         eviction_policy: EvictionPolicy | None = None,
+        batch: BatchTaskConfig | None = None,
         apply_defaults: bool = True,
     ) -> Task[TWorkflowInput, Any]:
         base = (name or getattr(fn, "__name__", "") or "").lower()
@@ -402,6 +484,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             slot_cost=slot_cost or 1,
             is_durable=is_durable,
             eviction_policy=eviction_policy,
+            batch=batch,
         )
         check_conditions(
             where,
@@ -458,6 +541,7 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
                 concurrency=concurrency_specs(t.concurrency, f"task {name!r}"),
                 rate_limits=rate_limit_specs(t.rate_limits, f"task {name!r}"),
                 labels=label_specs(t.desired_worker_labels, f"task {name!r}"),
+                batch=batch_spec(t.batch),
             )
 
         shapes = {name: task_shape(name) for name in order}
@@ -515,6 +599,50 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
 
     def parse_input(self, text: str) -> Any:
         return self.input_adapter.validate_json(text, context=SERDE)
+
+
+def batch_config(
+    where: str,
+    max_size: int,
+    interval: timedelta | None,
+    group_key: str | None,
+    group_max_runs: int | None,
+    broadcast: bool,
+) -> BatchTaskConfig:
+    """A batch task's settings, checked (Hatchet's rules, and the group key's CEL)."""
+    if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
+        raise InvalidDefinitionError(f"{where}: batch_max_size must be a positive integer")
+    if interval is not None and interval.total_seconds() <= 0:
+        raise InvalidDefinitionError(f"{where}: batch_max_interval must be positive when provided")
+    if group_max_runs is not None and group_max_runs <= 0:
+        raise InvalidDefinitionError(
+            f"{where}: batch_group_max_runs must be a positive integer when provided"
+        )
+    if group_key is not None:
+        try:
+            check_cel(group_key, f"{where}: batch_group_key")
+        except InvalidCELError as exc:
+            raise InvalidDefinitionError(str(exc)) from exc
+    return BatchTaskConfig(
+        batch_max_size=max_size,
+        batch_max_interval=interval,
+        batch_group_key=group_key,
+        batch_group_max_runs=group_max_runs,
+        broadcast_output=broadcast,
+    )
+
+
+def batch_spec(config: BatchTaskConfig | None) -> BatchSpec | None:
+    if config is None:
+        return None
+    interval = config.batch_max_interval
+    return BatchSpec(
+        max_size=config.batch_max_size,
+        interval=interval.total_seconds() if interval is not None else None,
+        group_key=config.batch_group_key,
+        group_max_runs=config.batch_group_max_runs,
+        broadcast=config.broadcast_output,
+    )
 
 
 def _ancestors(parents: list[Task[Any, Any]]) -> set[str]:

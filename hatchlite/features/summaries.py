@@ -295,6 +295,7 @@ class _Event:
     error_json: str | None = None
     message: str | None = None
     output_json: str | None = None
+    own: bool = False  # stored as a task event row (not derived from the attempts)
 
 
 def _task_timeline(
@@ -386,6 +387,7 @@ def timeline(
                     extra.retry_count,
                     extra.worker_id,
                     message=extra.message,
+                    own=True,
                 ),
             )
         per_task.append(events)
@@ -396,7 +398,8 @@ def timeline(
 def _place(events: list[_Event], extra: _Event) -> None:
     """Put an event of its own row where it belongs among the derived ones: a replay
     just before the attempt it queued, a cancel after that attempt's last event,
-    anything else just after that attempt's QUEUED."""
+    anything else after that attempt's QUEUED and the events before it in time (an
+    eviction comes after the start it interrupted)."""
     if extra.type is V1TaskEventType.CANCELLED:
         last = max(
             (i for i, e in enumerate(events) if e.retry_count == extra.retry_count), default=-1
@@ -405,8 +408,17 @@ def _place(events: list[_Event], extra: _Event) -> None:
         return
     for index, event in enumerate(events):
         if event.type is V1TaskEventType.QUEUED and event.retry_count == extra.retry_count:
-            before = extra.type is V1TaskEventType.RETRIED_BY_USER
-            events.insert(index if before else index + 1, extra)
+            if extra.type is V1TaskEventType.RETRIED_BY_USER:
+                events.insert(index, extra)
+                return
+            at = index + 1
+            while (
+                at < len(events)
+                and events[at].retry_count == extra.retry_count
+                and (events[at].at < extra.at or (events[at].own and events[at].at == extra.at))
+            ):
+                at += 1
+            events.insert(at, extra)
             return
     events.append(extra)
 

@@ -32,7 +32,7 @@ from hatchlite.exceptions import (
 from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.eviction import Evictor
-from hatchlite.scheduler.execution import Execution
+from hatchlite.scheduler.execution import BatchExecution, Execution
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
     ConditionSpec,
@@ -358,7 +358,7 @@ class Engine:
         for task_id in task_ids:
             execution = self._executions.get(task_id)
             if execution is not None:
-                execution.abort()
+                execution.abort_task(task_id)
 
     def _warn_unserved(self, unserved: set[str], how: str) -> None:
         for name in sorted(unserved - self._warned_unserved):
@@ -614,12 +614,13 @@ class Engine:
     def running_here(self, execution: Execution) -> bool:
         return self._executions.get(execution.task_id) is execution
 
-    def execution_done(self, execution: Execution, outcome: Outcome | None) -> None:
+    def execution_done(self, execution: Execution, outcomes: list[Outcome]) -> None:
         execution.worker.forget(execution)
-        if self.running_here(execution):  # (an evicted one may be back already)
-            del self._executions[execution.task_id]
-        if outcome is not None:
-            self._outcomes.append(outcome)
+        members = execution.members if isinstance(execution, BatchExecution) else [execution]
+        for member in members:  # (an evicted task may be back already: not its entry)
+            if self._executions.get(member.task_id) is execution:
+                del self._executions[member.task_id]
+        self._outcomes.extend(outcomes)
         self.wake()
 
     def restart_timeout(self, execution: Execution, deadline: float | None = None) -> None:
@@ -644,7 +645,13 @@ class Engine:
         heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
         self.wake()
 
-    def _start(self, claimed: ClaimedTask, workers: dict[str, LocalWorker]) -> None:
+    def _start(
+        self,
+        claimed: ClaimedTask,
+        workers: dict[str, LocalWorker],
+        members: list[ClaimedTask] | None = None,
+    ) -> None:
+        """Start a claimed task run (`members`: the flushed batch it is the first of)."""
         worker = workers[claimed.worker_id]
         if not worker.accepting or worker not in self.workers:
             # The worker stopped while this claim was being written; its release puts
@@ -662,24 +669,29 @@ class Engine:
                 claimed.task_name,
             )
             self.wake()
-            self._outcomes.append(
+            self._outcomes.extend(
                 Outcome(
-                    claimed.task_id,
-                    claimed.run_id,
-                    claimed.workflow_name,
-                    claimed.task_name,
-                    claimed.worker_id,
-                    claimed.retry_count,
-                    claimed.started_at,
+                    m.task_id,
+                    m.run_id,
+                    m.workflow_name,
+                    m.task_name,
+                    m.worker_id,
+                    m.retry_count,
+                    m.started_at,
                     "FAILED",
                     error_json='{"exc_type":"HatchetError","message":"task is not defined in the '
                     'worker that claimed it","trace":""}',
                 )
+                for m in members or [claimed]
             )
             return
-        execution = Execution(self, worker, claimed, task)
+        if members is None:
+            execution = Execution(self, worker, claimed, task)
+        else:
+            execution = BatchExecution(self, worker, members, task)
         worker.take(execution)
-        self._executions[claimed.task_id] = execution
+        for member in members or [claimed]:
+            self._executions[member.task_id] = execution
         if execution.timeout_at is not None:
             heapq.heappush(
                 self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution)
@@ -817,7 +829,8 @@ class Engine:
             delay = self.clock.real_delay(deadline) if deadline is not None else None
             if delay == 0.0:
                 return False
-            if len(self._executions) <= len(self._suspended) and not self._outcomes:
+            waiting = sum(w.waiting for w in self.workers)  # durable tasks in a wait
+            if len(self._executions) <= waiting and not self._outcomes:
                 self.clock.idle(deadline)  # nothing runs: a test clock may skip ahead
                 if wake.is_set():
                     continue
@@ -892,8 +905,14 @@ class Engine:
         self._store_deadline = result.next_deadline
         if self._listeners and (chunks or result.finished_runs):
             self._notify_listeners()
+        batches: dict[str, list[ClaimedTask]] = {}
         for claimed in result.claimed:
-            self._start(claimed, workers)
+            if claimed.batch_id is None:
+                self._start(claimed, workers)
+            else:
+                batches.setdefault(claimed.batch_id, []).append(claimed)
+        for members in batches.values():
+            self._start(members[0], workers, members)
         if result.claimed:  # durable tasks claimed counting on evictions
             for worker in workers.values():
                 victims = self.evictor.for_capacity(worker)

@@ -84,6 +84,10 @@ class Execution:
             self._run(), name=f"hatchlite:{self.task.workflow.name}:{self.task.name}"
         )
 
+    def abort_task(self, task_id: str) -> None:
+        """Task run `task_id` of this attempt was cancelled in the store."""
+        self.abort()
+
     def abort(self, *, timed_out: bool = False) -> None:
         """Stop the attempt: a cancel (run or task cancelled) or a timeout."""
         if timed_out:
@@ -202,14 +206,22 @@ class Execution:
             self.engine.restart_timeout(self)
         return result
 
-    async def _invoke(self, ctx: Context) -> Any:
-        task = self.task
+    def _parse_input(self, claimed: ClaimedTask) -> Any:
+        workflow = self.task.workflow
         try:
-            value = task.workflow.parse_input(self.claimed.input_json)
+            return workflow.parse_input(claimed.input_json)
         except ValidationError as exc:
             raise _InvalidInput(
-                f"input of workflow {task.workflow.name!r} does not validate: {exc}"
+                f"input of workflow {workflow.name!r} does not validate: {exc}"
             ) from exc
+
+    def _input(self) -> Any:
+        """What the task function gets as its input."""
+        return self._parse_input(self.claimed)
+
+    async def _invoke(self, ctx: Context) -> Any:
+        task = self.task
+        value = self._input()
         enter_task(ctx)
         try:
             if task.dependencies:
@@ -289,23 +301,24 @@ class Execution:
         )
 
     async def _run(self) -> None:
-        outcome: Outcome | None = None
+        outcomes: list[Outcome] = []
         try:
             try:
                 ctx = self.make_context()
                 value = await self._invoke(ctx)
-                output_json = self.task.dump_output(value)
-                if output_json is not None:
-                    PayloadTooLargeError.check(output_json, self._max_payload(), self._what())
+                if self.cancelled or self.timed_out:
+                    outcomes = self._interruptions()
+                else:
+                    outcomes = self._completions(value)
             except asyncio.CancelledError as exc:
                 if self._stopping:
                     raise  # the engine is shutting down: the attempt stays with its lease
                 if self.timed_out or self.cancelled:
-                    outcome = self._interrupted()
+                    outcomes = self._interruptions()
                 else:  # raised by the task's own code, not by a cancel of ours
-                    outcome = self._failed(exc, retryable=True)
+                    outcomes = self._failures(exc, retryable=True)
             except TaskCancelledError:
-                outcome = self._interrupted()
+                outcomes = self._interruptions()
             except (
                 _InvalidInput,
                 DurableHistoryError,
@@ -313,7 +326,7 @@ class Execution:
                 NonRetryableException,
                 PayloadTooLargeError,
             ) as exc:
-                outcome = self._failed(exc, retryable=False)
+                outcomes = self._failures(exc, retryable=False)
             except BaseException as exc:
                 # KeyboardInterrupt, SystemExit, GeneratorExit and other BaseExceptions
                 # from a task fail its attempt like any exception (and are retried): the
@@ -321,16 +334,26 @@ class Execution:
                 # error the task raised while being cancelled or timed out still ends the
                 # attempt as cancelled or timed out.
                 if self.cancelled or self.timed_out:
-                    outcome = self._interrupted()
+                    outcomes = self._interruptions()
                 else:
-                    outcome = self._failed(exc, retryable=True)
-            else:
-                if self.cancelled or self.timed_out:
-                    outcome = self._interrupted()
-                else:
-                    outcome = self._outcome("COMPLETED", output_json=output_json)
+                    outcomes = self._failures(exc, retryable=True)
         finally:
-            self.engine.execution_done(self, outcome)
+            self.engine.execution_done(self, outcomes)
+
+    # How the attempt ended, as outcomes to write (one per task run it ran).
+
+    def _completions(self, value: Any) -> list[Outcome]:
+        output_json = self.task.dump_output(value)
+        if output_json is not None:
+            PayloadTooLargeError.check(output_json, self._max_payload(), self._what())
+        return [self._outcome("COMPLETED", output_json=output_json)]
+
+    def _interruptions(self) -> list[Outcome]:
+        return [self._interrupted()]
+
+    def _failures(self, exc: BaseException, *, retryable: bool) -> list[Outcome]:
+        self._log_failure(exc)
+        return [self._failed(exc, retryable=retryable)]
 
     def _max_payload(self) -> int:
         return self.task.workflow.max_payload_bytes()
@@ -338,8 +361,8 @@ class Execution:
     def _what(self) -> str:
         return f"the output of task {self.task.name!r} of workflow {self.task.workflow.name!r}"
 
-    def _outcome(self, status: str, **fields: Any) -> Outcome:
-        claimed = self.claimed
+    def _outcome(self, status: str, member: ClaimedTask | None = None, **fields: Any) -> Outcome:
+        claimed = member or self.claimed
         return Outcome(
             task_id=claimed.task_id,
             run_id=claimed.run_id,
@@ -353,18 +376,18 @@ class Execution:
             **fields,
         )
 
-    def _interrupted(self) -> Outcome:
+    def _interrupted(self, member: ClaimedTask | None = None) -> Outcome:
         if self.timed_out and not self.cancelled:
             error = TaskRunError(
                 f"Task exceeded timeout of {duration_expr(self.task.execution_timeout)}",
                 "HatchetError",
                 "",
-                self.task_id,
+                (member or self.claimed).task_id,
             )
-            return self._with_retry(error, retryable=True, attempt_status="TIMED_OUT")
-        return self._outcome("CANCELLED", attempt_status="CANCELLED")
+            return self._with_retry(error, member, retryable=True, attempt_status="TIMED_OUT")
+        return self._outcome("CANCELLED", member, attempt_status="CANCELLED")
 
-    def _failed(self, exc: BaseException, *, retryable: bool) -> Outcome:
+    def _log_failure(self, exc: BaseException) -> None:
         if not isinstance(exc, NonRetryableException | _InvalidInput | NonDeterminismError):
             logger.warning(
                 "task %s:%s attempt %d failed: %s: %s%s",
@@ -378,14 +401,20 @@ class Execution:
                 else " (a BaseException: it fails the attempt "
                 "like an exception; it does not stop the process)",
             )
+
+    def _failed(
+        self, exc: BaseException, member: ClaimedTask | None = None, *, retryable: bool
+    ) -> Outcome:
         delay = exc.after.total_seconds() if isinstance(exc, RetryAfterException) else None
+        task_id = (member or self.claimed).task_id
         return self._with_retry(
-            TaskRunError.from_exception(exc, self.task_id), retryable=retryable, delay=delay
+            TaskRunError.from_exception(exc, task_id), member, retryable=retryable, delay=delay
         )
 
     def _with_retry(
         self,
         error: TaskRunError,
+        member: ClaimedTask | None = None,
         *,
         retryable: bool,
         attempt_status: str = "FAILED",
@@ -393,17 +422,92 @@ class Execution:
     ) -> Outcome:
         """A failed attempt, retried (after `delay` seconds, else the task's backoff)
         while it has attempts left."""
-        next_retry = self.retry_count + 1
+        next_retry = (member or self.claimed).retry_count + 1
         if retryable and next_retry < self.task.max_attempts:
             wait = self.task.backoff_seconds(next_retry) if delay is None else max(0.0, delay)
             retry_at = self.engine.clock.time() + wait
             return self._outcome(
                 "FAILED",
+                member,
                 error_json=error.to_json(),
                 retry_at=retry_at,
                 attempt_status=attempt_status,
             )
-        return self._outcome("FAILED", error_json=error.to_json(), attempt_status=attempt_status)
+        return self._outcome(
+            "FAILED", member, error_json=error.to_json(), attempt_status=attempt_status
+        )
+
+
+class BatchExecution(Execution):
+    """One call of a batch task's function for the members of one flushed batch: one
+    slot, one asyncio task, an outcome per member. The context is the first member's."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        worker: LocalWorker,
+        members: list[ClaimedTask],
+        task: Task[Any, Any],
+    ) -> None:
+        super().__init__(engine, worker, members[0], task)
+        self.members = members
+        self.dropped: set[str] = set()  # members cancelled while the batch runs
+
+    def abort_task(self, task_id: str) -> None:
+        """A cancelled member leaves the batch; the batch stops when none is left."""
+        self.dropped.add(task_id)
+        if all(m.task_id in self.dropped for m in self.members):
+            self.abort()
+
+    def _live(self) -> list[ClaimedTask]:
+        return [m for m in self.members if m.task_id not in self.dropped]
+
+    def _input(self) -> dict[str, Any]:
+        return {m.task_id: self._parse_input(m) for m in self.members}
+
+    def _completions(self, value: Any) -> list[Outcome]:
+        task = self.task
+        where = f"batch task {task.name!r} of workflow {task.workflow.name!r}"
+        live = self._live()
+        if task.batch is not None and task.batch.broadcast_output:
+            output_json = task.dump_output(value)  # an error here fails every member
+            return [self._outcome("COMPLETED", m, output_json=output_json) for m in live]
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"{where} must return a dict of outputs by member id (BatchMemberId), "
+                f"got {type(value).__name__}"
+            )
+        unknown = set(value) - {m.task_id for m in self.members}
+        if unknown:
+            raise ValueError(
+                f"{where} returned outputs for ids that are not members of its batch: "
+                f"{sorted(map(str, unknown))[:5]}"
+            )
+        outcomes = []
+        for member in live:
+            if member.task_id not in value:
+                missing = ValueError(
+                    f"{where} returned no output for member {member.task_id} (its batch had "
+                    f"{len(self.members)} members, the output {len(value)})"
+                )
+                outcomes.append(self._failed(missing, member, retryable=True))
+                continue
+            try:
+                output_json = task.dump_output(value[member.task_id])
+                if output_json is not None:
+                    PayloadTooLargeError.check(output_json, self._max_payload(), self._what())
+            except Exception as exc:
+                outcomes.append(self._failed(exc, member, retryable=False))
+                continue
+            outcomes.append(self._outcome("COMPLETED", member, output_json=output_json))
+        return outcomes
+
+    def _interruptions(self) -> list[Outcome]:
+        return [self._interrupted(m) for m in self._live()]
+
+    def _failures(self, exc: BaseException, *, retryable: bool) -> list[Outcome]:
+        self._log_failure(exc)
+        return [self._failed(exc, m, retryable=retryable) for m in self._live()]
 
 
 def _json_map(text: str | None) -> JSONMap:

@@ -460,7 +460,7 @@ class Store:
                 finished_runs=finished,
                 cancelled_running=cancelled,
                 next_deadline=_earliest(
-                    _tasks.next_deadline(conn, now),
+                    _tasks.next_deadline(conn, now, self.shapes),
                     _workflows.next_pause_expiry(conn, paused) if paused else None,
                     _schedules.next_due(conn, fire) if maintenance else None,
                 ),

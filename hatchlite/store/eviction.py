@@ -79,10 +79,9 @@ def restore_txn(conn: sqlite3.Connection, task_id: str, now: float, reason: str)
     evicted. No schedule timeout: it started long ago and must not be cancelled for
     waiting on a worker."""
     cur = conn.execute(
-        """UPDATE task_runs SET status = 'QUEUED', available_at = ?, queued_at = ?,
-               schedule_deadline = NULL
+        """UPDATE task_runs SET status = 'QUEUED', available_at = ?, schedule_deadline = NULL
            WHERE id = ? AND status = 'WAITING'""",
-        (now, now, task_id),
+        (now, task_id),
     )
     if not cur.rowcount:
         return False

@@ -85,6 +85,18 @@ class IdempotencySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """A batch task's batching: flush `max_size` members, or what has waited `interval`
+    seconds; per value of `group_key` (CEL), at most `group_max_runs` batches at once."""
+
+    max_size: int
+    interval: float | None = None
+    group_key: str | None = None
+    group_max_runs: int | None = None
+    broadcast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TaskShape:
     """What the store needs to know about one task of a workflow."""
 
@@ -100,6 +112,7 @@ class TaskShape:
     concurrency: tuple[ConcurrencySpec, ...] = ()
     rate_limits: tuple[RateLimitSpec, ...] = ()
     labels: tuple[LabelSpec, ...] = ()
+    batch: BatchSpec | None = None
 
     @property
     def admits(self) -> bool:
@@ -233,6 +246,7 @@ class ClaimedTask:
     triggering_event_id: str | None = None
     filter_payload_json: str | None = None
     trigger_data_json: str | None = None  # what the task's met conditions carried
+    batch_id: str | None = None  # a batch member: the batch it runs in
 
 
 @dataclass(slots=True)
@@ -299,6 +313,7 @@ class RunResult:
 
 def shape_to_json(shape: WorkflowShape) -> str:
     def task(t: TaskShape) -> dict[str, object]:
+        batch = {"batch": dataclasses.asdict(t.batch)} if t.batch is not None else {}
         return {
             "name": t.name,
             "parents": list(t.parents),
@@ -312,6 +327,7 @@ def shape_to_json(shape: WorkflowShape) -> str:
             "concurrency": [dataclasses.asdict(c) for c in t.concurrency],
             "rate_limits": [dataclasses.asdict(r) for r in t.rate_limits],
             "labels": [dataclasses.asdict(lb) for lb in t.labels],
+            **batch,  # only for batch tasks: other shapes keep their hashes
         }
 
     return json.dumps(
@@ -351,6 +367,7 @@ def shape_from_json(text: str) -> WorkflowShape:
             concurrency=tuple(ConcurrencySpec(**c) for c in d.get("concurrency", ())),
             rate_limits=tuple(RateLimitSpec(**r) for r in d.get("rate_limits", ())),
             labels=tuple(LabelSpec(**lb) for lb in d.get("labels", ())),
+            batch=BatchSpec(**d["batch"]) if d.get("batch") else None,
         )
 
     return WorkflowShape(

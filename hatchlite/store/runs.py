@@ -24,9 +24,8 @@ from hatchlite.store.records import (
     chunks,
     marks,
 )
-from hatchlite.store.settle import SKIPPED_OUTPUT, Settler
+from hatchlite.store.settle import SKIPPED_OUTPUT, Settler, insert_task_events
 from hatchlite.store.shapes import ShapeCache
-from hatchlite.store.tasks import insert_task_events
 
 logger = logging.getLogger("hatchlite")
 

@@ -27,6 +27,16 @@ T = TypeVar("T")
 SKIPPED_OUTPUT = '{"skipped":true}'
 
 
+def insert_task_events(conn: sqlite3.Connection, events: list[TaskEvent]) -> None:
+    """Record task events other than an attempt's start and end."""
+    if events:
+        conn.executemany(
+            """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count, event_type,
+                   message, worker_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            events,
+        )
+
+
 class Settler:
     """Applies terminal transitions and their consequences (children released,
     descendants cancelled, on-failure queued) and finalizes runs at the end."""
@@ -530,11 +540,7 @@ class Settler:
 
     def _write_rows(self) -> None:
         if self.events:
-            self.conn.executemany(
-                """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count,
-                       event_type, message, worker_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                self.events,
-            )
+            insert_task_events(self.conn, self.events)
             self.events = []
         if self.attempts:
             self.conn.executemany(

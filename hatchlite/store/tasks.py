@@ -14,12 +14,12 @@ import sqlite3
 from collections.abc import Container
 from typing import Any
 
+from hatchlite.store import batches as _batches
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.records import (
     ClaimedTask,
     ClaimRequest,
     LogLine,
-    TaskEvent,
     WorkflowShape,
     chunks,
     marks,
@@ -58,7 +58,8 @@ def claim_txn(
     it); one this worker has no code for is left for a worker that has (another
     process runs another version). A task run whose worker died while running it is a
     suspect: it runs alone, so a death while it runs is surely its own (see
-    store/workers.py)."""
+    store/workers.py). Batch tasks' members are buffered and flushed first, a batch
+    for one slot (store/batches.py)."""
     limit = req.free_slots + req.free_durable_slots
     workflows = [name for name in req.workflows if name not in paused]
     # Task runs failed here end their runs through `settler`: the step reports them.
@@ -66,6 +67,7 @@ def claim_txn(
     if limit <= 0 or not workflows:
         return []
     picker = _Picker(conn, req, now, wall)
+    batched = _claim_batches(conn, req, shapes, now, workflows, picker, settler)
     elsewhere = _Elsewhere(conn, wall)
     page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
     queues = [_Queue(conn, name, now, page) for name in workflows]
@@ -83,6 +85,8 @@ def claim_txn(
             # else: left for a worker of the version that has it
         elif not _has_task(shape, task_name):
             _fail_undefined(settler, task_id, run_id, wf_name, task_name, retry_count)
+        elif shape.task(task_name).batch is not None:
+            pass  # a batch member another version buffers: never claimed alone
         else:
             picker.offer(row, shape)
         head = queue.head()
@@ -110,6 +114,7 @@ def claim_txn(
             update,
         ).rowcount
     ]
+    chosen += batched
     if not chosen:
         return []
     durable = [c for c in chosen if c.is_durable]
@@ -123,6 +128,40 @@ def claim_txn(
     )
     _attach_run_data(conn, shapes, chosen, run_ids, picker.dag_runs)
     return chosen
+
+
+def _claim_batches(
+    conn: sqlite3.Connection,
+    req: ClaimRequest,
+    shapes: ShapeCache,
+    now: float,
+    workflows: list[str],
+    picker: _Picker,
+    settler: Settler,
+) -> list[ClaimedTask]:
+    """Buffer the new members of the batch tasks the worker serves, and flush the
+    batches that are due, each for one of the worker's free slots."""
+    out: list[ClaimedTask] = []
+
+    def fail(task_id: str, run_id: str, wf_name: str, retry_count: int, message: str) -> None:
+        _fail_queued(settler, task_id, run_id, wf_name, retry_count, message)
+
+    for wf_name, task_name, spec in _batches.batch_tasks(conn, shapes, req):
+        if wf_name not in workflows:
+            continue  # paused
+        _batches.intake_txn(conn, wf_name, task_name, spec, now, fail)
+        if picker.free < 1:
+            continue
+        shape = shapes.get(conn, wf_name)
+        timeout = shape.task(task_name).execution_timeout
+        for members in _batches.flush_txn(
+            conn, wf_name, task_name, spec, req, now, picker.free, timeout
+        ):
+            picker.free -= 1
+            out.extend(members)
+            if shape.is_dag:
+                picker.dag_runs.extend(m.run_id for m in members)
+    return out
 
 
 class _Queue:
@@ -453,9 +492,9 @@ def expire_schedule_timeouts(settler: Settler) -> list[str]:
     return expired
 
 
-def next_deadline(conn: sqlite3.Connection, now: float) -> float | None:
-    """The earliest future instant at which queued work changes (backoff ends, or a
-    schedule timeout fires)."""
+def next_deadline(conn: sqlite3.Connection, now: float, shapes: ShapeCache) -> float | None:
+    """The earliest future instant at which queued work changes (backoff ends, a
+    schedule timeout fires, a batch's interval ends)."""
     row = conn.execute(
         """SELECT (SELECT min(available_at) FROM task_runs
                    WHERE status = 'QUEUED' AND available_at > ?),
@@ -466,8 +505,11 @@ def next_deadline(conn: sqlite3.Connection, now: float) -> float | None:
     from hatchlite.store.durable import next_timer
 
     timer = next_timer(conn)
+    flush = _batches.next_flush(conn, shapes)
     if timer is not None:
         candidates.append(timer)
+    if flush is not None and flush > now:
+        candidates.append(flush)
     return min(candidates) if candidates else None
 
 
@@ -477,16 +519,6 @@ def insert_logs(conn: sqlite3.Connection, logs: list[LogLine]) -> None:
             """INSERT INTO task_logs (task_run_id, retry_count, level, message, created_at)
                VALUES (?, ?, ?, ?, ?)""",
             [(lg.task_id, lg.retry_count, lg.level, lg.message, lg.created_at) for lg in logs],
-        )
-
-
-def insert_task_events(conn: sqlite3.Connection, events: list[TaskEvent]) -> None:
-    """Record task events other than an attempt's start and end."""
-    if events:
-        conn.executemany(
-            """INSERT INTO task_events (task_run_id, workflow_run_id, retry_count, event_type,
-                   message, worker_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            events,
         )
 
 
