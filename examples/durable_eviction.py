@@ -34,7 +34,8 @@ async def main() -> None:
     print(result["starts"])  # 2
     run = await hatchet.runs.aio_get(ref.workflow_run_id)
     events = [e.event_type.value for e in run.task_events]
-    print([e for e in events if e.startswith("DURABLE")])  # ['DURABLE_EVICTED', 'DURABLE_RESTORING']
+    durable = [e for e in events if e.startswith("DURABLE")]
+    print(durable)  # ['DURABLE_EVICTED', 'DURABLE_RESTORING']
     await hatchet.aio_close()
 
 
