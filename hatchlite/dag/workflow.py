@@ -294,6 +294,21 @@ class WorkflowDefinition(Generic[TWorkflowInput]):
             batch_group_max_runs,
             broadcast_output,
         )
+        unenforced = [
+            f"`{param}`"
+            for param, value in (
+                ("rate_limits", rate_limits),
+                ("desired_worker_labels", desired_worker_labels),
+                ("sticky", self.config.sticky),
+            )
+            if value
+        ]
+        if unenforced:
+            warn_user(
+                f"{where}: {' and '.join(unenforced)} accepted but not enforced yet on "
+                f"batch tasks by hatchlite, so they have no effect (see docs/batch_tasks.md)",
+                UnenforcedParameterWarning,
+            )
         options: dict[str, Any] = dict(
             name=name,
             schedule_timeout=schedule_timeout,

@@ -32,7 +32,7 @@ from hatchlite.exceptions import (
 from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.eviction import Evictor
-from hatchlite.scheduler.execution import BatchExecution, Execution
+from hatchlite.scheduler.execution import BatchExecution, Execution, Wait
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
     ConditionSpec,
@@ -94,6 +94,8 @@ class Engine:
         self._timeout_seq = itertools.count()
         self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
         self._suspended: dict[Node, asyncio.Future[str]] = {}
+        # Durable waits for child runs, by child run id (told when the child ends).
+        self._child_waits: dict[str, list[tuple[Execution, Wait]]] = {}
         self.evictor = Evictor(self)
         self._store_deadline: float | None = None
         self._wake: asyncio.Event | None = None
@@ -585,6 +587,9 @@ class Engine:
             future = self._suspended.pop(node, None)
             if future is not None and not future.done():
                 future.set_result(result)
+                execution = self._executions.get(node[0])
+                if execution is not None:
+                    execution.node_resolved(node[1])
 
     async def push_events(self, events: list[EventIn]) -> PushResult:
         """Store events; the runs they start and the waits they meet follow."""
@@ -629,6 +634,18 @@ class Engine:
         seconds = execution.task.execution_timeout.total_seconds()
         execution.timeout_at = self.clock.time() + seconds if deadline is None else deadline
         heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
+
+    def wait_began(self, execution: Execution, wait: Wait) -> None:
+        for run_id in wait.children:
+            self._child_waits.setdefault(run_id, []).append((execution, wait))
+
+    def wait_ended(self, execution: Execution, wait: Wait) -> None:
+        for run_id in wait.children:
+            waits = self._child_waits.get(run_id)
+            if waits is not None:
+                waits[:] = [w for w in waits if w[1] is not wait]
+                if not waits:
+                    del self._child_waits[run_id]
 
     def forget_wait(self, node: Node) -> None:
         """An evicted task's wait: its resumption is the store's business now."""
@@ -926,6 +943,11 @@ class Engine:
             await self._fetch_and_deliver(late)
 
     def _deliver(self, results: dict[str, RunResult]) -> None:
+        for run_id in results:
+            for execution, wait in self._child_waits.pop(run_id, ()):
+                wait.children.discard(run_id)
+                if not wait.children:
+                    execution.wait_resolved(wait)
         for run_id, result in results.items():
             for future in list(self._waiters.get(run_id, ())):
                 if not future.done():

@@ -49,6 +49,18 @@ class _InvalidInput(Exception):
     """The stored input no longer validates (the input model changed since the trigger)."""
 
 
+class Wait:
+    """One durable wait of an execution: for a durable entry (`node`), or for child
+    runs (`children`: those not ended yet)."""
+
+    __slots__ = ("children", "node", "resolved")
+
+    def __init__(self, node: int | None, children: Sequence[str]) -> None:
+        self.node = node
+        self.children = set(children)
+        self.resolved = False
+
+
 class Execution:
     """A claimed task attempt running in this process."""
 
@@ -73,7 +85,8 @@ class Execution:
         self.suspended = False  # a durable task waiting (it may be evicted)
         self.waiting_since: float | None = None
         self.evicting = False
-        self._waits: list[tuple[int | None, tuple[str, ...]]] = []
+        self._waits: list[Wait] = []
+        self._resolved = 0  # waits over whose coroutine has not resumed yet
         self._stopping = False
         self._aio_task: asyncio.Task[None] | None = None
 
@@ -108,15 +121,15 @@ class Execution:
         """The store holds this task as evicted: drop the coroutine (it is replayed
         from its history when its wait is over) with no outcome written."""
         self.evicting = True
-        for node, _ in self._waits:
-            if node is not None:
-                self.engine.forget_wait((self.task_id, node))
+        for wait in self._waits:
+            if wait.node is not None:
+                self.engine.forget_wait((self.task_id, wait.node))
         self.stop()
 
     def waits_for(self) -> tuple[list[int], list[list[str]]]:
         """What the task waits for: its durable entries, and its groups of child runs."""
-        nodes = [node for node, _ in self._waits if node is not None]
-        children = [list(ids) for node, ids in self._waits if node is None and ids]
+        nodes = [w.node for w in self._waits if w.node is not None]
+        children = [sorted(w.children) for w in self._waits if w.node is None and w.children]
         return nodes, children
 
     async def wait(self) -> None:
@@ -185,26 +198,55 @@ class Execution:
         keeps its durable slot and may be evicted meanwhile (see scheduler/eviction.py);
         the execution timeout does not run, and starts afresh when the task resumes.
         Several waits may be under way at once (`asyncio.gather`)."""
-        wait = (node, tuple(children))
+        wait = Wait(node, children)
         self._waits.append(wait)
-        if len(self._waits) == 1:
-            self.timeout_at = None
-            self.suspended = True
+        self.engine.wait_began(self, wait)
+        self._refresh()
+        try:
+            return await awaitable
+        finally:
+            self._waits.remove(wait)
+            self.engine.wait_ended(self, wait)
+            if wait.resolved:
+                self._resolved -= 1
+            if self._waits and self.suspended:
+                # Another wait goes on (asyncio.gather): the task counts as waiting
+                # while any of its waits does, as in Hatchet; its TTL starts again.
+                self.waiting_since = self.engine.clock.time()
+                self.engine.evictor.waiting(self)
+            self._refresh()
+
+    def node_resolved(self, node: int) -> None:
+        for wait in self._waits:
+            if wait.node == node:
+                self.wait_resolved(wait)
+
+    def wait_resolved(self, wait: Wait) -> None:
+        """What `wait` waited for happened: the task counts as running from now on (its
+        coroutine resumes soon), so neither the test clock nor an eviction passes it."""
+        if not wait.resolved:
+            wait.resolved = True
+            self._resolved += 1
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Waiting is having a wait under way and none over: keep `suspended`, the
+        worker's count of waiting tasks, the TTL and the execution timeout in step."""
+        waiting = bool(self._waits) and not self._resolved
+        if waiting == self.suspended:
+            return
+        self.suspended = waiting
+        if waiting:
             self.worker.waiting += 1
+            self.timeout_at = None
             self.waiting_since = self.engine.clock.time()
             self.engine.evictor.waiting(self)
             self.engine.wake()  # the test clock may skip ahead; a TTL deadline is new
-        try:
-            result = await awaitable
-        finally:
-            self._waits.remove(wait)
-            if not self._waits:
-                self.suspended = False
-                self.waiting_since = None
-                self.worker.waiting -= 1
-        if not self._waits:
-            self.engine.restart_timeout(self)
-        return result
+        else:
+            self.worker.waiting -= 1
+            self.waiting_since = None
+            if not self._stopping and not (self.cancelled or self.timed_out):
+                self.engine.restart_timeout(self)
 
     def _parse_input(self, claimed: ClaimedTask) -> Any:
         workflow = self.task.workflow
@@ -462,6 +504,14 @@ class BatchExecution(Execution):
     def _live(self) -> list[ClaimedTask]:
         return [m for m in self.members if m.task_id not in self.dropped]
 
+    def _dropped(self) -> list[Outcome]:
+        """The attempts of the members cancelled while the batch ran."""
+        return [
+            self._outcome("CANCELLED", m, attempt_status="CANCELLED")
+            for m in self.members
+            if m.task_id in self.dropped
+        ]
+
     def _input(self) -> dict[str, Any]:
         return {m.task_id: self._parse_input(m) for m in self.members}
 
@@ -471,7 +521,8 @@ class BatchExecution(Execution):
         live = self._live()
         if task.batch is not None and task.batch.broadcast_output:
             output_json = task.dump_output(value)  # an error here fails every member
-            return [self._outcome("COMPLETED", m, output_json=output_json) for m in live]
+            completed = [self._outcome("COMPLETED", m, output_json=output_json) for m in live]
+            return completed + self._dropped()
         if not isinstance(value, dict):
             raise ValueError(
                 f"{where} must return a dict of outputs by member id (BatchMemberId), "
@@ -500,14 +551,15 @@ class BatchExecution(Execution):
                 outcomes.append(self._failed(exc, member, retryable=False))
                 continue
             outcomes.append(self._outcome("COMPLETED", member, output_json=output_json))
-        return outcomes
+        return outcomes + self._dropped()
 
     def _interruptions(self) -> list[Outcome]:
-        return [self._interrupted(m) for m in self._live()]
+        return [self._interrupted(m) for m in self._live()] + self._dropped()
 
     def _failures(self, exc: BaseException, *, retryable: bool) -> list[Outcome]:
         self._log_failure(exc)
-        return [self._failed(exc, m, retryable=retryable) for m in self._live()]
+        failed = [self._failed(exc, m, retryable=retryable) for m in self._live()]
+        return failed + self._dropped()
 
 
 def _json_map(text: str | None) -> JSONMap:

@@ -236,8 +236,9 @@ def _flush_one(
     ]
 
 
-def next_flush(conn: sqlite3.Connection, shapes: ShapeCache) -> float | None:
-    """When the next batch is due by its interval (None: none waits for one)."""
+def next_flush(conn: sqlite3.Connection, shapes: ShapeCache, now: float) -> float | None:
+    """When the next batch is due by its interval, after `now` (None: none waits for
+    one; a group overdue but not flushed waits for a slot or a running batch to end)."""
     earliest: float | None = None
     for workflow, task, oldest in conn.execute(
         f"""SELECT workflow_name, task_name, min(available_at) FROM task_runs
@@ -247,7 +248,8 @@ def next_flush(conn: sqlite3.Connection, shapes: ShapeCache) -> float | None:
         spec = _spec(conn, shapes, workflow, task)
         if spec is not None and spec.interval is not None:
             due = float(oldest) + spec.interval
-            earliest = due if earliest is None else min(earliest, due)
+            if due > now:
+                earliest = due if earliest is None else min(earliest, due)
     return earliest
 
 

@@ -347,7 +347,9 @@ def cancel_txn(
             )
             if not cur.rowcount:
                 continue
-            if status in ("RUNNING", "WAITING"):
+            if status == "WAITING":  # evicted: no worker holds it
+                settler.record_evicted_end(task_id, "CANCELLED")
+            elif status == "RUNNING":
                 running.append(task_id)  # its worker records the attempt when it stops
             settler.after_terminal(run_id, wf_name, task_name, "CANCELLED", task_id)
     settler.close()

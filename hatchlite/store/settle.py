@@ -73,6 +73,14 @@ class Settler:
             (task_id, retry_count, status, worker_id, error_json, queued_at, started_at, self.now)
         )
 
+    def record_evicted_end(self, task_id: str, status: str) -> None:
+        """The attempt of an evicted task run ended (no worker holds it to say so)."""
+        row = self.conn.execute(
+            "SELECT retry_count, started_at, queued_at FROM task_runs WHERE id = ?", (task_id,)
+        ).fetchone()
+        if row is not None:
+            self.record_attempt(task_id, row[0], status, None, None, row[1], row[2])
+
     def finish(self, outcome: Outcome) -> None:
         """Record one attempt's end; one that cannot be recorded (a definition that
         changed under it) fails its task instead of blocking every later step."""
@@ -484,7 +492,9 @@ class Settler:
             "WHERE id = ?",
             (self.now, task_id),
         )
-        if status in ("RUNNING", "WAITING"):
+        if status == "WAITING":
+            self.record_evicted_end(task_id, "CANCELLED")
+        elif status == "RUNNING":
             self.cancelled_running.append(task_id)  # its worker records the attempt
         self.events.append((task_id, run_id, retry_count, "CANCELLED", reason, None, self.now))
         self.after_terminal(run_id, workflow_name, name, "CANCELLED", task_id)

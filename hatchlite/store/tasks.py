@@ -505,10 +505,10 @@ def next_deadline(conn: sqlite3.Connection, now: float, shapes: ShapeCache) -> f
     from hatchlite.store.durable import next_timer
 
     timer = next_timer(conn)
-    flush = _batches.next_flush(conn, shapes)
+    flush = _batches.next_flush(conn, shapes, now)
     if timer is not None:
         candidates.append(timer)
-    if flush is not None and flush > now:
+    if flush is not None:
         candidates.append(flush)
     return min(candidates) if candidates else None
 
