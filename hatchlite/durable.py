@@ -10,6 +10,7 @@ raises `NonDeterminismError`. Waiting gives the worker slot back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,6 +99,12 @@ class DurableContext(Context):
             )
         return node, entry
 
+    def _check_live(self) -> None:
+        if not self.is_mock and self._execution.stopped:
+            # Evicted or stopped: the task run belongs to the store (and maybe to a
+            # replay elsewhere) now; this coroutine caught its cancellation.
+            raise asyncio.CancelledError("this attempt was evicted or stopped")
+
     @property
     def _execution(self) -> Execution:
         if self.is_mock:
@@ -111,6 +118,7 @@ class DurableContext(Context):
     async def _record(self, node: int, kind: str, key: str, result: Any) -> None:
         if self.is_mock:
             return  # nothing is stored under mock_run
+        self._check_live()
         execution = self._execution
         await execution.engine.store.durable_record(
             self.task_run_id,
@@ -164,6 +172,7 @@ class DurableContext(Context):
             # Once the wait is stored, the time it waits is not the task's: hold the
             # execution timeout from before it is written (the clock may move before this
             # coroutine resumes), and give it back if the wait ends at once.
+            self._check_live()
             held, execution.timeout_at = execution.timeout_at, None
             try:
                 result = await engine.open_wait(

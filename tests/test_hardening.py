@@ -204,7 +204,7 @@ def test_a_task_that_kills_its_process_fails_after_a_bounded_number_of_restarts(
 def test_tasks_running_beside_a_poison_task_are_not_failed_with_it(tmp_path: Path) -> None:
     db = str(tmp_path / "neighbours.db")
     client = Hatchet(db=db, auto_worker=False)
-    *_, innocent, poison = define(client)
+    *_, innocent, poison, _ = define(client)
     workers = WorkerProcess(db, tmp_path)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -223,6 +223,40 @@ def test_tasks_running_beside_a_poison_task_are_not_failed_with_it(tmp_path: Pat
             assert ref.result()["pid"] in {p.pid for p in procs}
         error = client.runs.get_details(bad.workflow_run_id).task_runs["poison"].error or ""
         assert f"died {MAX_LOST} times while running it alone" in error
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        client.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_that_kills_its_worker_fails_its_members_in_the_end(tmp_path: Path) -> None:
+    """The members of a batch whose worker died are suspects: each goes again alone, and
+    fails after MAX_LOST deaths alone, instead of being batched anew forever."""
+    db = str(tmp_path / "poison-batch.db")
+    client = Hatchet(db=db, auto_worker=False)
+    poison_batch = define(client)[-1]
+    workers = WorkerProcess(db, tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        refs = [poison_batch.run_no_wait() for _ in range(2)]  # type: ignore[attr-defined]
+        ids = [ref.workflow_run_id for ref in refs]
+        while any(_statuses(db, run_id) != "FAILED" for run_id in ids):
+            proc = workers.start()  # a service manager restarting the worker
+            procs.append(proc)
+            wait_until(
+                lambda: (
+                    proc.poll() is not None
+                    or all(_statuses(db, run_id) == "FAILED" for run_id in ids)
+                ),
+                what="the batch to kill the worker or its members to fail",
+            )
+            # Once together, then each member alone MAX_LOST times (and a last start).
+            assert len(procs) <= 2 * MAX_LOST + 2, workers.logs()
+        for run_id in ids:
+            error = client.runs.get_details(run_id).task_runs["poison_batch"].error or ""
+            assert f"died {MAX_LOST} times while running it alone" in error
     finally:
         for proc in procs:
             if proc.poll() is None:

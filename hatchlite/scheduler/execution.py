@@ -132,6 +132,12 @@ class Execution:
         children = [sorted(w.children) for w in self._waits if w.node is None and w.children]
         return nodes, children
 
+    @property
+    def stopped(self) -> bool:
+        """Abandoned (evicted, or its engine stopping): whatever the task's code does
+        from now on is not recorded, even if it catches the cancellation and goes on."""
+        return self._stopping
+
     async def wait(self) -> None:
         if self._aio_task is not None:
             await asyncio.wait([self._aio_task])
@@ -380,6 +386,8 @@ class Execution:
                 else:
                     outcomes = self._failures(exc, retryable=True)
         finally:
+            if self._stopping:
+                outcomes = []  # the code caught our cancellation and ended anyway
             self.engine.execution_done(self, outcomes)
 
     # How the attempt ended, as outcomes to write (one per task run it ran).

@@ -130,26 +130,33 @@ def flush_txn(
     now: float,
     slots: int,
     execution_timeout: float,
+    busy: bool,
 ) -> list[list[ClaimedTask]]:
     """Flush the groups of one batch task that are due, at most `slots` batches: their
-    members, RUNNING on `req`'s worker. `execution_timeout`: of the whole batch."""
+    members, RUNNING on `req`'s worker. `execution_timeout`: of the whole batch; `busy`:
+    the worker runs or takes other work (a suspect member waits for it to be idle)."""
     out: list[list[ClaimedTask]] = []
     groups = conn.execute(
-        """SELECT batch_key, count(*), min(available_at) FROM task_runs
+        """SELECT batch_key, count(*), min(available_at), max(lost_count) FROM task_runs
            WHERE status = 'QUEUED' AND held = ? AND workflow_name = ? AND task_name = ?
            GROUP BY batch_key ORDER BY min(available_at)""",
         (BUFFERED, workflow, task),
     ).fetchall()
-    for key, count, oldest in groups:
-        while len(out) < slots and _due(spec, count, oldest, now):
+    for key, count, oldest, lost in groups:
+        # A suspect (its worker died running it) goes alone at once: see _flush_one.
+        while len(out) < slots and (lost or _due(spec, count, oldest, now)):
             if spec.group_max_runs is not None and (
                 _running_batches(conn, workflow, task, key) >= spec.group_max_runs
             ):
                 break
-            members = _flush_one(conn, workflow, task, key, spec, req, now, execution_timeout)
+            members = _flush_one(
+                conn, workflow, task, key, spec, req, now, execution_timeout, busy or bool(out)
+            )
             if not members:
                 break
             out.append(members)
+            if members[0].suspect:
+                return out  # it runs alone
             count -= len(members)
             oldest = now  # what is left waits for the next size or interval
     return out
@@ -182,14 +189,24 @@ def _flush_one(
     req: ClaimRequest,
     now: float,
     execution_timeout: float,
+    busy: bool,
 ) -> list[ClaimedTask]:
     rows = conn.execute(
-        """SELECT seq, id, workflow_run_id, retry_count, priority, queued_at FROM task_runs
+        """SELECT seq, id, workflow_run_id, retry_count, priority, queued_at, lost_count
+           FROM task_runs
            WHERE status = 'QUEUED' AND held = ? AND workflow_name = ? AND task_name = ?
              AND batch_key IS ?
            ORDER BY available_at, seq LIMIT ?""",
         (BUFFERED, workflow, task, key, spec.max_size),
     ).fetchall()
+    suspects = [r for r in rows if r[6]]
+    if suspects:
+        # A member whose worker died while its batch ran goes alone, on an idle worker
+        # (as any suspect task run: store/workers.py), so that a batch that kills its
+        # worker every time fails in the end instead of being batched anew forever.
+        if busy:
+            return []
+        rows = suspects[:1]
     if not rows:
         return []
     batch_id = str(uuid.uuid4())
@@ -213,7 +230,7 @@ def _flush_one(
                 req.worker_id,
                 now,
             )
-            for _, task_id, run_id, retry_count, _, _ in rows
+            for _, task_id, run_id, retry_count, _, _, _ in rows
         ],
     )
     return [
@@ -231,8 +248,9 @@ def _flush_one(
             started_at=now,
             queued_at=queued_at,
             batch_id=batch_id,
+            suspect=bool(lost),
         )
-        for _, task_id, run_id, retry_count, priority, queued_at in rows
+        for _, task_id, run_id, retry_count, priority, queued_at, lost in rows
     ]
 
 

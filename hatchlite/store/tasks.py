@@ -154,13 +154,17 @@ def _claim_batches(
             continue
         shape = shapes.get(conn, wf_name)
         timeout = shape.task(task_name).execution_timeout
+        busy = req.busy or bool(out)
         for members in _batches.flush_txn(
-            conn, wf_name, task_name, spec, req, now, picker.free, timeout
+            conn, wf_name, task_name, spec, req, now, picker.free, timeout, busy
         ):
             picker.free -= 1
             out.extend(members)
             if shape.is_dag:
                 picker.dag_runs.extend(m.run_id for m in members)
+            if members[0].suspect:
+                picker.done = True  # it runs alone: take nothing more
+                return out
     return out
 
 

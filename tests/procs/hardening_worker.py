@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from hatchlite import BaseWorkflow, Context, EmptyModel, Hatchet
+from hatchlite import BaseWorkflow, BatchMemberId, Context, EmptyModel, Hatchet
 
 
 def define(hatchet: Hatchet) -> list[BaseWorkflow[Any]]:
@@ -42,13 +42,18 @@ def define(hatchet: Hatchet) -> list[BaseWorkflow[Any]]:
         os.kill(os.getpid(), signal.SIGKILL)
         return {}
 
+    @hatchet.batch_task(batch_max_size=2)
+    def poison_batch(inputs: dict[BatchMemberId, EmptyModel], ctx: Context) -> dict[str, Any]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return {}
+
     shared = hatchet.workflow(name="shared")
 
     @shared.task()
     def beta(input: EmptyModel, ctx: Context) -> dict[str, str]:
         return {"from": "the worker's version"}
 
-    return [interrupts, exits, kills_its_process, healthy, shared, innocent, poison]
+    return [interrupts, exits, kills_its_process, healthy, shared, innocent, poison, poison_batch]
 
 
 def main() -> None:
