@@ -35,7 +35,8 @@ For each N and mode, on a fresh SQLite file in a temp dir:
               task: `await ctx.aio_sleep_for(timedelta(hours=1))`, then it appends
               `time.perf_counter()` to a list and returns None. It takes commands on
               stdin and answers one JSON line each on stdout: `mem` (gc.collect(), then
-              VmRSS and VmHWM from /proc/self/status and the count of gc-tracked
+              VmRSS, its anonymous part RssAnon, and VmHWM from /proc/self/status, the
+              bytes SQLite has malloc'ed (sqlite3_memory_used), the count of gc-tracked
               objects, and the most attempts its worker held in memory at once since the
               last `mem before` or `advance`, sampled every 10 ms; once all are asleep,
               also VmRSS after glibc's malloc_trim(0), then VmHWM is reset through
@@ -114,6 +115,7 @@ ADVANCE = SLEEP + timedelta(seconds=1)
 POLL = 0.02
 SETTLE = 1.0  # seconds between "all asleep" and reading the RSS
 TIMEOUT = 600.0  # seconds any one phase may take
+PROGRESS = 30.0  # seconds between two progress lines of a slow phase (stderr)
 TASK_NAME = "bench_sleeper"
 TOP = 10
 
@@ -148,14 +150,36 @@ def define_task(client: Hatchet, mode: str) -> Standalone[Nap, Any]:
 
 
 def _proc_status() -> dict[str, int]:
-    """VmRSS and VmHWM of this process, bytes."""
+    """VmRSS and VmHWM of this process, and the parts of VmRSS (RssAnon: heap and
+    anonymous maps; RssFile: mapped files; RssShmem: shared memory), bytes."""
     found: dict[str, int] = {}
     with open("/proc/self/status") as status:
         for line in status:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
                 found[key] = int(value.split()[0]) * 1024
     return found
+
+
+def _sqlite_memory() -> int:
+    """Bytes SQLite has malloc'ed (page caches, statements; sqlite3_memory_used of the
+    library the sqlite3 module links, -1 if it cannot be found)."""
+    try:
+        lib = ctypes.CDLL(sqlite3_lib())
+    except OSError:
+        return -1
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
+
+
+def sqlite3_lib() -> str:
+    import _sqlite3  # the extension module: the libsqlite3 it loaded is in this process
+
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if "libsqlite3" in line:
+                return line.split()[-1]
+    return _sqlite3.__file__  # statically linked: the symbols are in the module itself
 
 
 class WorkerState:
@@ -185,6 +209,7 @@ class WorkerState:
             gc.collect()
             self.objects[arg] = len(gc.get_objects())
             reply: dict[str, Any] = {**_proc_status(), "objects": self.objects[arg]}
+            reply["sqlite"] = _sqlite_memory()
             reply["held"], reply["held_peak"] = self.held(), max(self.held_peak, self.held())
             if arg == "before":
                 self.held_peak = 0
@@ -335,6 +360,9 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace").strip()
 
     def stop(self) -> None:
+        """Ask the worker to quit; SystemExit if it did not exit cleanly (unless an error
+        is on its way out already: that one is reported, with the worker's log)."""
+        failing = sys.exc_info()[1] is not None
         try:
             if self.proc.poll() is None:
                 assert self.proc.stdin is not None
@@ -346,7 +374,11 @@ class WorkerProcess:
             self.proc.wait()
         finally:
             self._log.close()
-        if self.proc.returncode != 0:
+        if failing:
+            log = self.log_path.read_text(errors="replace").strip()
+            tail = "\n".join(log.splitlines()[-40:])
+            print(f"worker log (exit code {self.proc.returncode}):\n{tail}", file=sys.stderr)
+        elif self.proc.returncode != 0:
             raise SystemExit(f"worker exited with code {self.proc.returncode}")
 
 
@@ -367,13 +399,18 @@ EVICTIONS = "SELECT count(*) FROM task_events WHERE event_type = 'DURABLE_EVICTE
 
 async def _wait_for(db: str, sql: str, target: int, what: str) -> float:
     """Poll until `sql` counts `target`; returns time.time() of the poll that saw it."""
-    deadline = time.monotonic() + TIMEOUT
+    begun = time.monotonic()
+    deadline, report = begun + TIMEOUT, begun + PROGRESS
     while True:
         seen = _count(db, sql)
         if seen >= target:
             return time.time()
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise SystemExit(f"{what}: {seen} of {target} after {TIMEOUT:.0f}s")
+        if now > report:  # a slow phase: show how far it got
+            print(f"    {what}: {seen:,} of {target:,} after {now - begun:.0f}s", file=sys.stderr)
+            report += PROGRESS
         await asyncio.sleep(POLL)
 
 
@@ -440,6 +477,12 @@ async def measure(
         "rss_before": before["VmRSS"],
         "rss_after": after["VmRSS"],
         "rss_trimmed": after["trimmed"],
+        "anon_before": before["RssAnon"],
+        "anon_after": after["RssAnon"],
+        "file_before": before["RssFile"] + before["RssShmem"],
+        "file_after": after["RssFile"] + after["RssShmem"],
+        "sqlite_before": before["sqlite"],
+        "sqlite_after": after["sqlite"],
         "rss_done": done["VmRSS"],
         "hwm": done["VmHWM"],
         "hwm_asleep": after["VmHWM"],
@@ -501,7 +544,7 @@ def _print_tables(results: dict[Key, list[dict[str, Any]]]) -> None:
     print(
         f"\n{'N':>8} {'mode':<{w}} {'trimmed B/task':>15} {'objs/task':>10} "
         f"{'held asleep':>12} {'evicted asleep':>15} {'peak held':>10} {'peak held resume':>17} "
-        f"{'peak asleep MB':>15} "
+        f"{'anon asleep MB':>15} {'SQLite MB':>10} {'peak asleep MB':>15} "
         f"{'RSS done MB':>12} {'objs left/task':>15}"
     )
     for (n, mode), rows in results.items():
@@ -510,6 +553,7 @@ def _print_tables(results: dict[Key, list[dict[str, Any]]]) -> None:
             f"{n:>8,} {_label(mode):<{w}} {med['per_task_trimmed']:>15,.0f} "
             f"{med['objects']:>10.1f} {med['held']:>12,.0f} {med['evicted']:>15,.0f} "
             f"{med['held_peak_asleep']:>10,.0f} {med['held_peak_resume']:>17,.0f} "
+            f"{_mb(med['anon_after']):>15} {_mb(med['sqlite_after']):>10} "
             f"{_mb(med['hwm_asleep']):>15} {_mb(med['rss_done']):>12} "
             f"{med['objects_left']:>15.2f}"
         )
@@ -519,7 +563,9 @@ def _print_tables(results: dict[Key, list[dict[str, Any]]]) -> None:
         "evicted asleep: task runs RUNNING (held by the worker) / WAITING (evicted) in the "
         "file once all are asleep; peak held: most attempts the worker held in memory at "
         "once (LocalWorker.running, sampled every 10 ms), from the trigger to all asleep; "
-        "peak held resume: the same from the clock's move to the end; peak asleep: VmHWM from "
+        "peak held resume: the same from the clock's move to the end; anon asleep: RssAnon "
+        "(heap, anonymous maps) once all are asleep; SQLite: sqlite3_memory_used then; "
+        "peak asleep: VmHWM from "
         "start to all asleep; RSS done: once the worker released the attempts; objs "
         "left/task: gc-tracked objects still there then, per task"
     )
