@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import heapq
-import itertools
 import json
 import logging
 import time
@@ -31,6 +29,7 @@ from hatchlite.exceptions import (
 )
 from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
+from hatchlite.scheduler.deadlines import Deadlines
 from hatchlite.scheduler.eviction import Evictor
 from hatchlite.scheduler.execution import BatchExecution, Execution, Wait
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
@@ -90,8 +89,7 @@ class Engine:
         # runs ending) and when another process commits: stream subscribers wait on it.
         self._listeners: set[asyncio.Event] = set()
         self._executions: dict[str, Execution] = {}
-        self._timeouts: list[tuple[float, int, Execution]] = []
-        self._timeout_seq = itertools.count()
+        self._timeouts = Deadlines(self._executions, lambda e, at: e.timeout_at == at)
         self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
         self._suspended: dict[Node, asyncio.Future[str]] = {}
         # Durable waits for child runs, by child run id (told when the child ends).
@@ -616,9 +614,6 @@ class Engine:
 
     # -- executions --------------------------------------------------------------
 
-    def running_here(self, execution: Execution) -> bool:
-        return self._executions.get(execution.task_id) is execution
-
     def execution_done(self, execution: Execution, outcomes: list[Outcome]) -> None:
         execution.worker.forget(execution)
         members = execution.members if isinstance(execution, BatchExecution) else [execution]
@@ -633,7 +628,7 @@ class Engine:
         the `deadline` it had, when a wait it was entering ended at once)."""
         seconds = execution.task.execution_timeout.total_seconds()
         execution.timeout_at = self.clock.time() + seconds if deadline is None else deadline
-        heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
+        self._timeouts.push(execution.timeout_at, execution, execution.timeout_at)
 
     def wait_began(self, execution: Execution, wait: Wait) -> None:
         for run_id in wait.children:
@@ -659,7 +654,7 @@ class Engine:
         if execution.timeout_at is None:
             return
         execution.timeout_at += seconds
-        heapq.heappush(self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution))
+        self._timeouts.push(execution.timeout_at, execution, execution.timeout_at)
         self.wake()
 
     def _start(
@@ -710,27 +705,12 @@ class Engine:
         for member in members or [claimed]:
             self._executions[member.task_id] = execution
         if execution.timeout_at is not None:
-            heapq.heappush(
-                self._timeouts, (execution.timeout_at, next(self._timeout_seq), execution)
-            )
+            self._timeouts.push(execution.timeout_at, execution, execution.timeout_at)
         execution.start()
 
     def _expire_timeouts(self, now: float) -> None:
-        heap = self._timeouts
-        while heap and heap[0][0] <= now:
-            deadline, _, execution = heapq.heappop(heap)
-            if execution.timeout_at != deadline or execution.task_id not in self._executions:
-                continue  # refreshed or already finished
+        for execution in self._timeouts.due(now):
             execution.abort(timed_out=True)
-
-    def _next_timeout(self) -> float | None:
-        heap = self._timeouts
-        while heap:
-            deadline, _, execution = heap[0]
-            if execution.timeout_at == deadline and execution.task_id in self._executions:
-                return deadline
-            heapq.heappop(heap)
-        return None
 
     # -- the loop ------------------------------------------------------------------
 
@@ -840,7 +820,7 @@ class Engine:
                 external, self._external = self._external, False
                 return external
             deadline = self._store_deadline
-            for local in (self._next_timeout(), self.evictor.next_deadline()):
+            for local in (self._timeouts.next(), self.evictor.next_deadline()):
                 if local is not None and (deadline is None or local < deadline):
                     deadline = local
             delay = self.clock.real_delay(deadline) if deadline is not None else None
@@ -872,9 +852,6 @@ class Engine:
     async def _step(self, *, external: bool, claim: bool) -> None:
         now = self.clock.time()
         self._expire_timeouts(now)
-        expired = self.evictor.due(now)
-        if expired:
-            await self.evictor.evict(expired)
         outcomes, self._outcomes = self._outcomes, []
         logs, self._logs = self._logs, []
         chunks, self._chunks = self._chunks, []
@@ -935,6 +912,10 @@ class Engine:
                 victims = self.evictor.for_capacity(worker)
                 if victims:
                     await self.evictor.evict(victims)
+        # After the step met due sleeps and events: a wait that is over is not evicted.
+        expired = self.evictor.due(now)
+        if expired:
+            await self.evictor.evict(expired)
         self._abort_local(result.cancelled_running)
         self._deliver(result.results)
         self._resolve_durable(result.durable)

@@ -12,10 +12,10 @@ replayed from its history like a task whose worker died (store/eviction.py).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 from typing import TYPE_CHECKING
+
+from hatchlite.scheduler.deadlines import Deadlines
 
 if TYPE_CHECKING:
     from hatchlite.scheduler.engine import Engine
@@ -31,9 +31,8 @@ EVICT_BATCH = 1000
 class Evictor:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # (deadline, seq, execution, when its wait began): TTL deadlines, pruned lazily.
-        self._ttl: list[tuple[float, int, Execution, float]] = []
-        self._seq = itertools.count()
+        # When each waiting task's TTL ends; the token is when its wait began.
+        self._ttl = Deadlines(engine._executions, _still_waiting)
 
     def waiting(self, execution: Execution) -> None:
         """`execution` began to wait: its TTL starts."""
@@ -41,35 +40,17 @@ class Evictor:
         since = execution.waiting_since
         if policy is None or policy.ttl is None or since is None:
             return
-        deadline = since + policy.ttl.total_seconds()
-        heapq.heappush(self._ttl, (deadline, next(self._seq), execution, since))
-
-    def _still_due(self, execution: Execution, since: float) -> bool:
-        return (
-            execution.suspended
-            and not execution.evicting
-            and execution.waiting_since == since
-            and self.engine.running_here(execution)
-        )
+        self._ttl.push(since + policy.ttl.total_seconds(), execution, since)
 
     def due(self, now: float) -> list[tuple[Execution, str]]:
         """Waiting tasks whose TTL is over (at most EVICT_BATCH)."""
-        heap, out = self._ttl, list[tuple["Execution", str]]()
-        while heap and heap[0][0] <= now and len(out) < EVICT_BATCH:
-            _, _, execution, since = heapq.heappop(heap)
-            if self._still_due(execution, since):
-                ttl = execution.task.eviction_policy.ttl  # type: ignore[union-attr]
-                out.append((execution, f"waited {ttl} (its eviction policy's ttl) for "))
-        return out
+        return [
+            (e, f"waited {e.task.eviction_policy.ttl} (its eviction policy's ttl) for ")  # type: ignore[union-attr]
+            for e in self._ttl.due(now, EVICT_BATCH)
+        ]
 
     def next_deadline(self) -> float | None:
-        heap = self._ttl
-        while heap:
-            _, _, execution, since = heap[0]
-            if self._still_due(execution, since):
-                return heap[0][0]
-            heapq.heappop(heap)
-        return None
+        return self._ttl.next()
 
     @staticmethod
     def evictable(worker: LocalWorker) -> list[Execution]:
@@ -138,6 +119,10 @@ class Evictor:
                 execution.evicting = False
         engine.wake()  # freed slots: claim more
         return sum(done)
+
+
+def _still_waiting(execution: Execution, since: float) -> bool:
+    return execution.suspended and not execution.evicting and execution.waiting_since == since
 
 
 def _describe(nodes: list[int], children: list[list[str]]) -> str:

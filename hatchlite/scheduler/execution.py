@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hatchlite")
 T = TypeVar("T")
+
+_SERIALS = itertools.count()
 
 # Exits of dependencies still running after their attempt ended (held so that they are
 # not garbage-collected while they wait for a task thread).
@@ -74,6 +77,7 @@ class Execution:
         self.task_id = claimed.task_id
         self.run_id = claimed.run_id
         self.retry_count = claimed.retry_count
+        self.serial = next(_SERIALS)  # tells this attempt from a later one of the task run
         self.worker_id = worker.id
         self.worker_name = worker.name
         self.worker_labels = worker.labels

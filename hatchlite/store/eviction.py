@@ -44,6 +44,14 @@ def evict_txn(
         ).fetchone()[0]
         if pending != len(set(nodes)):
             return False
+        due = conn.execute(
+            f"""SELECT 1 FROM durable_conditions WHERE task_run_id = ?
+                AND node_id IN ({marks(len(nodes))}) AND status = 'OPEN' AND kind = 'SLEEP'
+                AND wake_at <= ? LIMIT 1""",
+            (task_id, *nodes, now),
+        ).fetchone()
+        if due is not None:
+            return False  # its sleep is over: the next step resumes it
     waits: list[tuple[str, int, str]] = []
     for grp, run_ids in enumerate(children):
         active = [
