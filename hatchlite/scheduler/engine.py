@@ -67,6 +67,8 @@ IDLE_WINDOW = 30.0
 # lease lapsed are gone. On this host a worker is gone when its process is.
 LEASE = 30.0
 HEARTBEAT = 1.0
+# Attempt outcomes written per step (the rest wait for the next step, right after).
+OUTCOMES_PER_STEP = 2000
 
 
 class Engine:
@@ -852,7 +854,12 @@ class Engine:
     async def _step(self, *, external: bool, claim: bool) -> None:
         now = self.clock.time()
         self._expire_timeouts(now)
-        outcomes, self._outcomes = self._outcomes, []
+        # A bounded batch: one transaction's cost grows faster than its size (a savepoint
+        # per outcome), and a step holding 100,000 would stall everything behind it.
+        outcomes = self._outcomes[:OUTCOMES_PER_STEP]
+        del self._outcomes[:OUTCOMES_PER_STEP]
+        if self._outcomes:
+            self.wake()  # the rest in the next step, at once
         logs, self._logs = self._logs, []
         chunks, self._chunks = self._chunks, []
         workers = {w.id: w for w in self.workers}
