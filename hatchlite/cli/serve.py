@@ -213,13 +213,14 @@ def _wait(client: Hatchet, run_id: str, timeout: float | None, live: bool) -> V1
 @user_errors
 def dashboard(db: str, host: str, port: int, read_only: bool, token: str | None) -> None:
     """Serve the dashboard for the database (needs `pip install 'hatchlite[dashboard]'`)."""
+    from hatchlite.operate import open_existing
+
+    open_existing(db).close()  # a missing or foreign file is refused before serving
     try:
         from hatchlite.dashboard import serve as serve_dashboard
+
+        serve_dashboard(db=db, host=host, port=port, read_only=read_only, token=token)
     except ImportError as exc:
         raise UserError(
             f"the dashboard needs its extra: pip install 'hatchlite[dashboard]' ({exc})"
         ) from exc
-    from hatchlite.operate import open_existing
-
-    open_existing(db).close()  # a missing or foreign file is refused before serving
-    serve_dashboard(db=db, host=host, port=port, read_only=read_only, token=token)
