@@ -399,6 +399,11 @@ def test_pause_and_unpause_a_workflow(client: TestClient, history: History) -> N
     assert post(client, "/workflows/nope/unpause").status_code == 404
 
 
+def test_run_page_shows_a_durable_tasks_history(client: TestClient, history: History) -> None:
+    page = client.get(f"/runs/{history.ids['napper']}").text
+    assert "Durable history" in page and "sleep:1h-0" in page and "PENDING" in page
+
+
 def test_restore_an_evicted_task(client: TestClient, history: History) -> None:
     run_id = history.ids["napper"]
     page = client.get(f"/runs/{run_id}").text

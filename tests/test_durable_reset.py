@@ -73,6 +73,21 @@ async def test_reset_runs_the_task_again_from_the_node(tmp_path: Path) -> None:
     assert branches(db, task_id) == [(1, 3, "NOW"), (2, 2, "WAIT"), (2, 3, "NOW")]
     [(branch,)] = query(db, "SELECT durable_branch FROM task_runs WHERE id = ?", (task_id,))
     assert branch == 3
+    reopened = Hatchet(db=db, auto_worker=False)
+    try:
+        history = reopened.runs.get_durable_history(task_id)
+    finally:
+        reopened.close()
+    assert history.current_branch == 3
+    assert [(e.branch_id, e.node_id, e.kind, e.current) for e in history.entries] == [
+        (1, 3, "NOW", False),
+        (2, 2, "WAIT", False),
+        (2, 3, "NOW", False),
+        (3, 1, "NOW", True),
+        (3, 2, "WAIT", True),
+        (3, 3, "NOW", True),
+    ]
+    assert history.entries[0].result == first["after"]
 
 
 async def test_bad_resets_change_nothing(tmp_path: Path) -> None:

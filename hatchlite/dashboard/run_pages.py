@@ -21,7 +21,7 @@ from hatchlite.client import Hatchet
 from hatchlite.dashboard.app import dashboard_of
 from hatchlite.dashboard.graph import layout
 from hatchlite.exceptions import RunNotFoundError
-from hatchlite.models import V1LogLine, V1TaskSummary
+from hatchlite.models import DurableHistory, V1LogLine, V1TaskSummary
 from hatchlite.types import V1TaskStatus
 
 PAGE_SIZE = 50
@@ -203,6 +203,15 @@ async def _children(
     return {t.task_external_id: p.rows for t, p in zip(spawning, pages, strict=True)}
 
 
+async def _histories(hatchet: Hatchet, tasks: list[V1TaskSummary]) -> dict[str, DurableHistory]:
+    """The durable history (every branch) of each durable task."""
+    durable = [t for t in tasks if t.is_durable]
+    found = await asyncio.gather(
+        *(hatchet.runs.aio_get_durable_history(t.task_external_id) for t in durable)
+    )
+    return {t.task_external_id: h for t, h in zip(durable, found, strict=True)}
+
+
 async def _parent_run(hatchet: Hatchet, parent_task_id: str | None) -> str | None:
     if not parent_task_id:
         return None
@@ -223,8 +232,9 @@ async def run_page(request: Request) -> Response:
     run, tasks = details.run, details.tasks
     created = run.created_at or run.metadata.created_at
     finished = run.status in (V1TaskStatus.COMPLETED, V1TaskStatus.FAILED, V1TaskStatus.CANCELLED)
-    logs, children, parent_run, chunks = await asyncio.gather(
+    logs, histories, children, parent_run, chunks = await asyncio.gather(
         _logs(d.hatchet, tasks),
+        _histories(d.hatchet, tasks),
         _children(d.hatchet, tasks, created),
         _parent_run(d.hatchet, run.parent_task_external_id),
         _stream(d.hatchet, run_id, 5.0 if finished else STREAM_WAIT),
@@ -248,6 +258,7 @@ async def run_page(request: Request) -> Response:
             "events": details.task_events,
             "errors": errors,
             "logs": logs,
+            "histories": histories,
             "children": children,
             "parent_run": parent_run,
             "chunks": chunks,

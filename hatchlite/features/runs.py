@@ -19,6 +19,8 @@ from hatchlite.features import summaries as views
 from hatchlite.features.rest import RestClient
 from hatchlite.models import (
     BulkCancelReplayOpts,
+    DurableHistory,
+    DurableHistoryEntry,
     RunFilter,
     TaskRunDetail,
     V1BranchDurableTaskResponse,
@@ -460,6 +462,44 @@ class RunsClient:
 
     async def aio_restore_task(self, task_external_id: str) -> V1RestoreTaskResponse:
         return await RUNTIME.acall(self._restore, task_external_id)
+
+    async def _history(self, task_external_id: str) -> DurableHistory:
+        found = await self._engine.durable_history(task_external_id)
+        if found is None:
+            raise RunNotFoundError(f"no task run with id {task_external_id!r}")
+        current, rows = found
+        return DurableHistory(
+            task_external_id=task_external_id,
+            current_branch=current,
+            entries=[
+                DurableHistoryEntry(
+                    branch_id=r.branch_id,
+                    node_id=r.node_id,
+                    kind=r.kind,
+                    key=r.key,
+                    status=r.status,
+                    result=json.loads(r.result) if r.result is not None else None,
+                    created_at=datetime.fromtimestamp(r.created_at, UTC),
+                    satisfied_at=(
+                        datetime.fromtimestamp(r.satisfied_at, UTC)
+                        if r.satisfied_at is not None
+                        else None
+                    ),
+                    current=r.branch_id == current,
+                )
+                for r in rows
+            ],
+        )
+
+    def get_durable_history(self, task_external_id: str) -> DurableHistory:
+        """A durable task run's history (a hatchlite extra): one entry per durable call
+        (`aio_now`, a sleep or wait, a child spawn, a memo) with its recorded result, on
+        its current branch and on the branches `reset_durable_task` kept. Empty for a
+        task that is not durable."""
+        return RUNTIME.call(self._history, task_external_id)
+
+    async def aio_get_durable_history(self, task_external_id: str) -> DurableHistory:
+        return await RUNTIME.acall(self._history, task_external_id)
 
     def client(self) -> RestClient:
         """What Hatchet's REST API classes take (`TaskApi(client)`, within `with

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, model_validator
 
@@ -50,6 +50,8 @@ __all__ = [
     "CronWorkflowsList",
     "CronWorkflowsMethod",
     "CronWorkflowsOrderByField",
+    "DurableHistory",
+    "DurableHistoryEntry",
     "Job",
     "PaginationResponse",
     "RecentStepRuns",
@@ -233,6 +235,30 @@ class V1BranchDurableTaskResponse(_RestModel):
     task_external_id: str
     node_id: int
     branch_id: int
+
+
+class DurableHistoryEntry(BaseModel):
+    """One durable call of a durable task run (`runs.get_durable_history`, a hatchlite
+    extra): its node (1, 2, ... in call order) on a branch of the task's history."""
+
+    branch_id: int
+    node_id: int
+    kind: str  # NOW, WAIT (a sleep or a wait for events), SPAWN (child runs), MEMO
+    key: str
+    status: str  # PENDING (a wait not over yet) or SATISFIED
+    result: Any = None
+    created_at: datetime
+    satisfied_at: datetime | None = None
+    current: bool  # on the task's current branch (else kept from before a reset)
+
+
+class DurableHistory(BaseModel):
+    """A durable task run's history: its current branch and every entry of every
+    branch, by branch then node."""
+
+    task_external_id: str
+    current_branch: int
+    entries: list[DurableHistoryEntry]
 
 
 class V1RestoreTaskResponse(_RestModel):

@@ -46,6 +46,7 @@ from hatchlite.store import (
     TriggerResult,
     WorkerRow,
 )
+from hatchlite.store.durable import HistoryRow
 from hatchlite.store.records import TERMINAL, ClaimedTask, shape_to_json
 from hatchlite.store.shapes import shape_hash
 from hatchlite.store.streams import Chunk, ChunkIn
@@ -443,6 +444,10 @@ class Engine:
         )
         self._after_replay(outcome)
         return branch
+
+    async def durable_history(self, task_id: str) -> tuple[int, list[HistoryRow]] | None:
+        await self.ensure_started()
+        return await self.store.durable_history(task_id)
 
     async def restore_task(self, task_id: str) -> None:
         """Queue an evicted durable task run again now (`RestoreError` if it is not)."""

@@ -245,6 +245,10 @@ class Store:
 
     # -- reading runs back -------------------------------------------------------------
 
+    async def durable_history(self, task_id: str) -> tuple[int, list[_durable.HistoryRow]] | None:
+        """A durable task run's history, every branch (None: no such task run)."""
+        return await self._read(lambda conn: _durable.history_txn(conn, task_id))
+
     async def run_bundle(self, run_id: str) -> _views.RunBundle | None:
         """A run with its tasks, attempts, task events and shape (None if unknown)."""
         return await self._read(_views.run_bundle_txn, self.shapes, run_id)

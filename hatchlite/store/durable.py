@@ -448,3 +448,44 @@ def reset_txn(
     )
     conn.execute("UPDATE task_runs SET durable_branch = ? WHERE id = ?", (current + 1, task_id))
     return run_id, current + 1
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One entry of a durable task's history, on its current branch or an older one."""
+
+    branch_id: int
+    node_id: int
+    kind: str
+    key: str
+    status: str
+    result: str | None
+    created_at: float
+    satisfied_at: float | None
+
+
+def history_txn(conn: sqlite3.Connection, task_id: str) -> tuple[int, list[HistoryRow]] | None:
+    """(current branch, every entry of every branch, by branch then node) of task run
+    `task_id`; None if there is no such task run."""
+    row = conn.execute("SELECT durable_branch FROM task_runs WHERE id = ?", (task_id,)).fetchone()
+    if row is None:
+        return None
+    current = int(row[0])
+    rows = [
+        HistoryRow(*r)
+        for r in conn.execute(
+            """SELECT branch_id, node_id, kind, key, status, result, created_at, satisfied_at
+               FROM durable_branches WHERE task_run_id = ?""",
+            (task_id,),
+        )
+    ]
+    rows += [
+        HistoryRow(current, *r)
+        for r in conn.execute(
+            """SELECT node_id, kind, key, status, result, created_at, satisfied_at
+               FROM durable_events WHERE task_run_id = ?""",
+            (task_id,),
+        )
+    ]
+    rows.sort(key=lambda r: (r.branch_id, r.node_id))
+    return current, rows
