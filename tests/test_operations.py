@@ -19,19 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from hatchlite import (
     ClientConfig,
+    ConcurrencyExpression,
+    ConcurrencyLimitStrategy,
     Context,
     EmptyModel,
     Hatchet,
     RunNotFoundError,
+    StickyStrategy,
     V1TaskStatus,
 )
 from hatchlite.exceptions import HatchliteError
 from hatchlite.features.workers import WorkerNotFoundError
 from hatchlite.features.workflows import WorkflowNotFoundError
-from hatchlite.models import UpdateWorkerRequest, V1LogLine
+from hatchlite.models import ConcurrencyStat, UpdateWorkerRequest, V1LogLine
 from hatchlite.testing import TestClock
 from tests.conftest import outcome, query, wait_until, wait_until_sync
 from tests.procs.ops_stream_worker import GATE_ENV, GateInput, StreamInput, define
@@ -864,3 +868,83 @@ def test_stream_written_in_a_worker_process_is_read_in_order_in_another(
 
 async def _collect(stream: AsyncIterator[str]) -> list[str]:
     return [chunk async for chunk in stream]
+
+
+def test_get_version_describes_tasks_triggers_and_limits(hatchet: Hatchet) -> None:
+    wf = hatchet.workflow(
+        name="described",
+        on_events=["order:*"],
+        on_crons=["0 3 * * *"],
+        sticky=StickyStrategy.SOFT,
+        default_priority=2,
+        concurrency=ConcurrencyExpression(expression="input.user", max_runs=2),
+    )
+
+    @wf.task()
+    def first(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    @wf.durable_task(
+        parents=[first], concurrency=ConcurrencyExpression(expression="'all'", max_runs=1)
+    )
+    async def second(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    version = hatchet.workflows.get_version(wf.id)
+    assert version.workflow_id == wf.id and version.default_priority == 2
+    assert version.sticky == "SOFT"
+    assert version.triggers is not None
+    assert [e.event_key for e in version.triggers.events or []] == ["order:*"]
+    assert [c.cron for c in version.triggers.crons or []] == ["0 3 * * *"]
+    assert [
+        (c.expression, c.max_runs, c.step_readable_id) for c in version.v1_concurrency or []
+    ] == [("input.user", 2, None), ("'all'", 1, "second")]
+    assert version.concurrency is not None and version.concurrency.max_runs == 2
+    steps = (version.jobs or [])[0].steps
+    assert [(s.readable_id, s.parents, s.is_durable) for s in steps] == [
+        ("first", [], False),
+        ("second", ["first"], True),
+    ]
+    listed = hatchet.workflows.list(workflow_name="described").rows or []
+    assert [s.readable_id for s in (listed[0].jobs or [])[0].steps] == ["first", "second"]
+    with pytest.raises(WorkflowNotFoundError):
+        hatchet.workflows.get_version("no-such-id")
+
+
+async def test_task_stats_say_what_concurrency_holds_back(hatchet: Hatchet) -> None:
+    release = asyncio.Event()
+
+    class User(BaseModel):
+        user: str
+
+    @hatchet.task(
+        name="per_user",
+        input_validator=User,
+        concurrency=ConcurrencyExpression(
+            expression="input.user",
+            max_runs=1,
+            limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+        ),
+    )
+    async def per_user(input: User, ctx: Context) -> dict[str, str]:
+        await release.wait()
+        return {}
+
+    refs = [await per_user.aio_run_no_wait(User(user=u)) for u in ("a", "a", "a", "b", "b")]
+
+    async def held() -> dict[str, int]:
+        stats = await hatchet.metrics.aio_get_task_stats()
+        limits = stats["per_user"].queued.concurrency if "per_user" in stats else None
+        return (limits or [ConcurrencyStat(keys={})])[0].keys or {}
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while await held() != {"a": 2, "b": 1}:
+        assert asyncio.get_running_loop().time() < deadline, await held()
+        await asyncio.sleep(0.01)
+    stats = await hatchet.metrics.aio_get_task_stats()
+    [limit] = stats["per_user"].queued.concurrency or []
+    assert (limit.expression, limit.type) == ("input.user", "GROUP_ROUND_ROBIN")
+    release.set()
+    await asyncio.gather(*(ref.aio_result() for ref in refs))
+    stats = await hatchet.metrics.aio_get_task_stats()
+    assert "per_user" not in stats or not stats["per_user"].queued.concurrency

@@ -222,7 +222,8 @@ UpdateWorkerRequest WorkflowTag Step Job WorkflowVersionMeta Workflow WorkflowLi
 V1EventWorkflowRunSummary V1EventTriggeredRun V1Event V1EventList ConcurrencyStat
 TaskStatusStat TaskStat V1Filter V1FilterList V1UpdateFilterRequest RateLimitOrderByField
 RateLimitOrderByDirection RateLimit RateLimitList WorkerRuntimeSDKs V1BranchDurableTaskResponse
-V1RestoreTaskResponse
+V1RestoreTaskResponse WorkflowVersion WorkflowTriggers WorkflowTriggerEventRef
+WorkflowTriggerCronRef WorkflowConcurrency ConcurrencySetting
 """
 REST_CLASSES: dict[str, str] = {name: f"hatchlite.models:{name}" for name in _REST.split()}
 REST_CLASSES["V1TaskStatus"] = "hatchlite.types:V1TaskStatus"

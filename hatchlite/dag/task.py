@@ -113,7 +113,7 @@ def _return_type(fn: Callable[..., Any]) -> Any:
     if "return" not in hints:
         return EmptyModel
     ret = hints["return"]
-    if ret is None or ret is type(None):
+    if ret is None or ret is type(None) or ret == "None":  # (unresolved hints are text)
         return EmptyModel
     return ret
 

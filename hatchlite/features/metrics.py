@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hatchlite.models import TaskMetrics, TaskStat, TaskStatusStat
+from hatchlite.models import ConcurrencyStat, TaskMetrics, TaskStat, TaskStatusStat
 from hatchlite.scheduler.runtime import RUNTIME
 from hatchlite.store.views import RunQuery
 
@@ -90,12 +90,19 @@ class MetricsClient:
     async def aio_get_queue_metrics(self) -> dict[str, Any]:
         return _queues(await RUNTIME.acall(self._active))
 
+    async def _task_stats(self) -> dict[str, TaskStat]:
+        engine = self._client._engine
+        await engine.ensure_started()
+        active = await engine.store.active_counts()
+        return _stats(active, await engine.store.concurrency_waiting())
+
     def get_task_stats(self) -> dict[str, TaskStat]:
-        """Queued and running task runs per task name."""
-        return _stats(RUNTIME.call(self._active))
+        """Queued and running task runs per task name; for queued ones, what concurrency
+        limits hold back (`concurrency`: per limit, the waiting task runs per key)."""
+        return RUNTIME.call(self._task_stats)
 
     async def aio_get_task_stats(self) -> dict[str, TaskStat]:
-        return _stats(await RUNTIME.acall(self._active))
+        return await RUNTIME.acall(self._task_stats)
 
 
 def _queues(active: dict[tuple[str, str, str], int]) -> dict[str, Any]:
@@ -106,14 +113,27 @@ def _queues(active: dict[tuple[str, str, str], int]) -> dict[str, Any]:
     }
 
 
-def _stats(active: dict[tuple[str, str, str], int]) -> dict[str, TaskStat]:
+def _stats(
+    active: dict[tuple[str, str, str], int], waiting: list[tuple[str, str, str, str, int]]
+) -> dict[str, TaskStat]:
     totals: dict[str, dict[str, int]] = {}
     for (_, task, status), count in active.items():
         by_status = totals.setdefault(task, {})
         by_status[status] = by_status.get(status, 0) + count
+    held: dict[str, dict[tuple[str, str], dict[str, int]]] = {}
+    for task, expression, strategy, key, count in waiting:
+        keys = held.setdefault(task, {}).setdefault((expression, strategy), {})
+        keys[key] = keys.get(key, 0) + count
     return {
         task: TaskStat(
-            queued=TaskStatusStat(total=by_status.get("QUEUED", 0)),
+            queued=TaskStatusStat(
+                total=by_status.get("QUEUED", 0),
+                concurrency=[
+                    ConcurrencyStat(expression=expression, type=strategy, keys=keys)
+                    for (expression, strategy), keys in sorted(held.get(task, {}).items())
+                ]
+                or None,
+            ),
             running=TaskStatusStat(total=by_status.get("RUNNING", 0)),
         )
         for task, by_status in sorted(totals.items())

@@ -45,6 +45,7 @@ from hatchlite.types import JSONMap, RunStatus, V1TaskStatus
 __all__ = [
     "APIResourceMeta",
     "BulkCancelReplayOpts",
+    "ConcurrencySetting",
     "ConcurrencyStat",
     "CronWorkflows",
     "CronWorkflowsList",
@@ -99,11 +100,16 @@ __all__ = [
     "WorkerSlotConfig",
     "WorkerType",
     "Workflow",
+    "WorkflowConcurrency",
     "WorkflowList",
     "WorkflowRunOrderByDirection",
     "WorkflowRunShapeItemForWorkflowRunDetails",
     "WorkflowRunStatus",
     "WorkflowTag",
+    "WorkflowTriggerCronRef",
+    "WorkflowTriggerEventRef",
+    "WorkflowTriggers",
+    "WorkflowVersion",
     "WorkflowVersionMeta",
 ]
 
@@ -494,6 +500,62 @@ class Workflow(_RestModel):
 
 
 WorkflowVersionMeta.model_rebuild()
+
+
+class WorkflowTriggerEventRef(_RestModel):
+    parent_id: str | None = None
+    event_key: str | None = None
+
+
+class WorkflowTriggerCronRef(_RestModel):
+    parent_id: str | None = None
+    cron: str | None = None
+
+
+class WorkflowTriggers(_RestModel):
+    """A workflow version's declared triggers: event keys and crons (`on_events`,
+    `on_crons`)."""
+
+    metadata: APIResourceMeta | None = None
+    workflow_version_id: str | None = None
+    tenant_id: str | None = None
+    events: list[WorkflowTriggerEventRef] | None = None
+    crons: list[WorkflowTriggerCronRef] | None = None
+
+
+class WorkflowConcurrency(_RestModel):
+    max_runs: int
+    limit_strategy: str
+    get_concurrency_group: str
+
+
+class ConcurrencySetting(_RestModel):
+    """One concurrency limit of a workflow (no `step_readable_id`) or of one of its tasks."""
+
+    max_runs: int
+    limit_strategy: str
+    expression: str
+    step_readable_id: str | None = None
+
+
+class WorkflowVersion(_RestModel):
+    """What `workflows.get_version` returns: the registered definition of a workflow,
+    its tasks (`jobs[0].steps`), triggers and concurrency limits."""
+
+    metadata: APIResourceMeta
+    version: str
+    order: int
+    workflow_id: str
+    sticky: str | None = None
+    default_priority: int | None = None
+    workflow: Workflow | None = None
+    concurrency: WorkflowConcurrency | None = None
+    triggers: WorkflowTriggers | None = None
+    schedule_timeout: str | None = None
+    jobs: list[Job] | None = None
+    workflow_config: JSONMap | None = None
+    v1_concurrency: list[ConcurrencySetting] | None = None
+    input_json_schema: JSONMap | None = None
 
 
 class WorkflowList(_RestModel):

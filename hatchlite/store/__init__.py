@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hatchlite.limits import LimitKeyError
+from hatchlite.store import concurrency as _concurrency
 from hatchlite.store import durable as _durable
 from hatchlite.store import events as _events
 from hatchlite.store import eviction as _eviction
@@ -245,6 +246,17 @@ class Store:
 
     # -- reading runs back -------------------------------------------------------------
 
+    async def registered_shape(self, name: str) -> WorkflowShape | None:
+        """Workflow `name`'s registered definition (None if it has none)."""
+
+        def job(conn: sqlite3.Connection) -> WorkflowShape | None:
+            try:
+                return self.shapes.get(conn, name)
+            except LookupError:
+                return None
+
+        return await self._read(job)
+
     async def durable_history(self, task_id: str) -> tuple[int, list[_durable.HistoryRow]] | None:
         """A durable task run's history, every branch (None: no such task run)."""
         return await self._read(lambda conn: _durable.history_txn(conn, task_id))
@@ -272,6 +284,20 @@ class Store:
 
     async def active_counts(self) -> dict[tuple[str, str, str], int]:
         return await self._read(_views.active_counts_txn)
+
+    async def concurrency_waiting(self) -> list[tuple[str, str, str, str, int]]:
+        """What concurrency limits hold back (see concurrency.waiting_txn)."""
+
+        def shape_of(conn: sqlite3.Connection) -> Callable[[str], WorkflowShape | None]:
+            def get(name: str) -> WorkflowShape | None:
+                try:
+                    return self.shapes.get(conn, name)
+                except LookupError:
+                    return None
+
+            return get
+
+        return await self._read(lambda conn: _concurrency.waiting_txn(conn, shape_of(conn)))
 
     async def workflows(
         self, name: str | None, limit: int | None, offset: int

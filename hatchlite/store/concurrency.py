@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hatchlite.store.records import ConcurrencySpec, WorkflowShape
@@ -320,3 +322,36 @@ class Limits:
             keys = json.loads(row[0]) if row is not None and row[0] else {}
             self._keys[run_id] = keys
         return keys
+
+
+def waiting_txn(
+    conn: sqlite3.Connection, shape_of: Callable[[str], WorkflowShape | None]
+) -> list[tuple[str, str, str, str, int]]:
+    """What concurrency limits hold back: (task name, the limit's key expression, its
+    strategy, key, queued task runs waiting for that key). A run-level limit holds back
+    each queued task run of its waiting runs."""
+    rows = conn.execute(
+        """SELECT t.task_name, s.limit_id, s.strategy, s.key, count(*)
+           FROM concurrency_slots s JOIN task_runs t
+             ON (s.scope = 'TASK' AND t.id = s.owner_id)
+             OR (s.scope = 'RUN' AND t.workflow_run_id = s.owner_id AND t.status = 'QUEUED')
+           WHERE s.status IN ('WAITING', 'LATER')
+           GROUP BY t.task_name, s.limit_id, s.strategy, s.key"""
+    ).fetchall()
+    out = []
+    for task_name, lim, strategy, key, count in rows:
+        out.append((task_name, _expression(lim, shape_of), strategy, key, int(count)))
+    return out
+
+
+def _expression(lim: str, shape_of: Callable[[str], WorkflowShape | None]) -> str:
+    """The key expression of limit `lim` (`workflow#i` or `workflow:task#i`) as the
+    workflow's current definition has it (the id itself if it is gone)."""
+    owner, _, index = lim.rpartition("#")
+    workflow, _, task = owner.partition(":")
+    shape = shape_of(workflow)
+    try:
+        specs = shape.tasks[task].concurrency if task else shape.concurrency  # type: ignore[union-attr]
+        return specs[int(index)].expression
+    except (AttributeError, KeyError, IndexError, ValueError):
+        return lim
