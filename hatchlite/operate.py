@@ -26,9 +26,10 @@ def open_existing(path: str | None = None) -> Hatchet:
     `DatabaseError` for a file that is not a hatchlite database or that a newer
     hatchlite wrote."""
     path = database_path(path)
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        what = "an empty file" if os.path.isfile(path) else "no hatchlite database"
         raise DatabaseNotFoundError(
-            f"no hatchlite database at {path} (give one with --db or HATCHLITE_DB)"
+            f"{what} at {path} (give a hatchlite database with --db or HATCHLITE_DB)"
         )
     client = Hatchet(db=path, auto_worker=False)
     try:

@@ -184,10 +184,12 @@ class Worker:
         local = LocalWorker(self.name, self._workflows, slots, durable, self.labels)
         self._local = local
         stack = contextlib.AsyncExitStack()
+        added = False
         try:
             if self._lifespan is not None:
                 local.lifespan_value = await self._enter_lifespan(stack)
-            await engine.add_worker(local)
+            await engine.add_worker(local)  # opens the database (its errors end the start)
+            added = True
             self._status = WorkerStatus.HEALTHY
             logger.info(
                 "worker %s started: %d slots, %d durable slots, workflows %s",
@@ -200,7 +202,8 @@ class Worker:
             logger.info("worker %s stopping", self.name)
         finally:
             try:
-                await engine.remove_worker(local, self.shutdown_grace)
+                if added:
+                    await engine.remove_worker(local, self.shutdown_grace)
             finally:
                 self._status = WorkerStatus.UNHEALTHY
                 try:

@@ -247,7 +247,7 @@ def test_writes_on_a_copy(history: tuple[str, str, str], tmp_path: Path) -> None
     """Push, delete a cron and a schedule, pause and unpause, replay, purge."""
     db = str(tmp_path / "copy.db")
     shutil.copy(history[0], db)
-    _, _, bad = history
+    _, ok, bad = history
     pushed = ok_json("events", "push", "order:paid", "--db", db, "--payload", '{"sku": "A"}')
     assert pushed["key"] == "order:paid"
     cron_id = ok_json("cron", "list", "--db", db)[0]["metadata"]["id"]
@@ -269,7 +269,14 @@ def test_writes_on_a_copy(history: tuple[str, str, str], tmp_path: Path) -> None
         r["workflow_run_external_id"]: r["status"] for r in ok_json("runs", "list", "--db", db)
     }
     assert statuses[bad] == "QUEUED"
-    assert ok_json("runs", "cancel", bad, "--db", db) == {"cancelled": [bad]}
+    assert ok_json("runs", "cancel", bad, "--db", db) == {
+        "cancelled": [bad],
+        "already_finished": {},
+    }
+    assert ok_json("runs", "cancel", ok, "--db", db) == {
+        "cancelled": [],
+        "already_finished": {ok: "COMPLETED"},
+    }
     # Two runs and two events (the history's and the one pushed above).
     assert ok_json("runs", "purge", "--db", db, "--older-than", "0s") == {"deleted": 4}
     remaining = [r["workflow_run_external_id"] for r in ok_json("runs", "list", "--db", db)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from hatchlite.cli.common import INTERRUPTED, USAGE, UserError, err
 from hatchlite.cli.resources import cron, events, scheduled, workers, workflows
 from hatchlite.cli.runs import runs
 from hatchlite.cli.serve import dashboard, run, worker
@@ -27,4 +28,17 @@ for command in (worker, run, runs, events, cron, scheduled, workers, workflows, 
 
 
 def main() -> None:
-    cli(prog_name="hatchlite")
+    """Run the command; a usage error is one line (what is wrong, and where to read
+    more) and exit code 2, as every user error."""
+    try:
+        cli.main(prog_name="hatchlite", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        UserError(exc.format_message() + hint).show()
+        raise SystemExit(USAGE) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.Abort:
+        err.print("aborted")
+        raise SystemExit(INTERRUPTED) from None

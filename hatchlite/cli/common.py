@@ -15,6 +15,7 @@ import click
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hatchlite.client import Hatchet
 from hatchlite.operate import open_existing
@@ -23,10 +24,20 @@ from hatchlite.types import to_timedelta
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Exit codes scripts can rely on.
-OK, RUN_FAILED, USAGE = 0, 1, 2
+OK, RUN_FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+def _console(stderr: bool) -> Console:
+    """Rich output that never reads markup in what it prints (run errors, payloads and
+    names are user text); piped, tables are not squeezed into 80 columns."""
+    console = Console(stderr=stderr, soft_wrap=True, markup=False, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, soft_wrap=True, markup=False, highlight=False, width=1000)
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 class UserError(click.ClickException):
@@ -35,7 +46,7 @@ class UserError(click.ClickException):
     exit_code = USAGE
 
     def show(self, file: Any = None) -> None:
-        err.print(f"[red]error:[/red] {self.format_message()}", highlight=False, markup=True)
+        err.print(Text("error: ", style="red") + Text(self.format_message()))
 
 
 def db_option(fn: F) -> F:
@@ -122,7 +133,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for column in columns:
         grid.add_column(column, overflow="fold", no_wrap=column.endswith(" id"))
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     out.print(grid)
 
 

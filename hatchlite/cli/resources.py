@@ -103,6 +103,8 @@ def cron() -> None:
 def list_crons(workflow: str | None, db: str, as_json: bool) -> None:
     """Crons, with their next fire time."""
     with opened(db) as client:
+        if workflow:
+            workflow_id(client, workflow)  # an unknown workflow is an error
         rows = client.cron.list(workflow_name=workflow, limit=1000).rows or []
     if as_json:
         print_json(

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from rich.text import Text
 
 from hatchlite.cli.common import (
+    UserError,
     common,
     duration,
     err,
@@ -77,7 +79,7 @@ def list_runs(
     for item in metadata:
         key, sep, value = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--metadata")
+            raise UserError(f"--metadata {item!r} is not key=value")
         pairs[key] = value
     with opened(db) as client:
         ids = [workflow_id(client, workflow)] if workflow else None
@@ -136,7 +138,8 @@ def show(run_id: str, db: str, as_json: bool) -> None:
         print_json(details)
         return
     run = details.run
-    out.print(f"[bold]{run.display_name}[/bold]  {run.metadata.id}", highlight=False)
+    name = details.tasks[0].workflow_name if details.tasks else None
+    out.print(Text(name or run.display_name, style="bold") + Text(f"  {run.metadata.id}"))
     out.print(
         f"status {run.status.value}   created {when(run.created_at)}   "
         f"duration {ms(run.duration) or '-'}",
@@ -159,11 +162,18 @@ def show(run_id: str, db: str, as_json: bool) -> None:
 def cancel(run_ids: tuple[str, ...], db: str, as_json: bool) -> None:
     """Cancel runs (or task runs) by id."""
     with opened(db) as client:
-        for run_id in run_ids:
-            client.runs.get_status(run_id)  # an unknown id is an error, not a no-op
-        for run_id in run_ids:
+        statuses = {run_id: client.runs.get_status(run_id) for run_id in run_ids}  # known?
+        ended = (V1TaskStatus.COMPLETED, V1TaskStatus.FAILED, V1TaskStatus.CANCELLED)
+        going = tuple(r for r in run_ids if statuses[r] not in ended)
+        for run_id in going:
             client.runs.cancel(run_id)
-    _done("cancelled", run_ids, as_json)
+    finished = {r: statuses[r].value for r in run_ids if r not in going}
+    if as_json:
+        print_json({"cancelled": list(going), "already_finished": finished})
+        return
+    _done("cancelled", going, as_json)
+    for run_id, status in finished.items():
+        out.print(f"{run_id} had already ended ({status}): nothing to cancel")
 
 
 @runs.command("replay")

@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hatchlite.cli.common import (
+    INTERRUPTED,
     RUN_FAILED,
     UserError,
     db_option,
@@ -49,13 +50,30 @@ def load_target(spec: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name == module_name.split(".")[0] or exc.name == module_name:
             raise UserError(f"no module named {module_name!r} (run from its directory)") from exc
-        raise
+        raise UserError(f"importing {module_name!r} failed: {exc}") from exc
+    except SyntaxError as exc:
+        raise UserError(
+            f"importing {module_name!r} failed: {exc.msg} ({exc.filename}, line {exc.lineno})"
+        ) from exc
+    except Exception as exc:
+        where = _where(exc)
+        raise UserError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}{where}"
+        ) from exc
     if not attr:
         return module
     try:
         return getattr(module, attr)
     except AttributeError as exc:
         raise UserError(f"module {module_name!r} has no attribute {attr!r}") from exc
+
+
+def _where(exc: BaseException) -> str:
+    """` (file, line N)` of the innermost frame of `exc`'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "" if tb is None else f" ({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
 
 
 def _worker_for(target: Any, name: str | None, slots: int | None) -> Worker:
@@ -94,6 +112,13 @@ def worker(target: str, slots: int | None, name: str | None, db: str) -> None:
     The module's Hatchet() reads its database from HATCHLITE_DB, which --db sets."""
     os.environ["HATCHLITE_DB"] = db  # before the import: module-level Hatchet() reads it
     chosen = _worker_for(load_target(target), name, slots)
+    serving = chosen._client.db
+    if os.path.abspath(serving) != os.path.abspath(db):
+        raise UserError(
+            f"the module's Hatchet uses the database {serving}, not {db}: drop db= from "
+            f"its Hatchet() (it then reads HATCHLITE_DB) or pass --db {serving}"
+        )
+    err.print(f"serving {db} (stop with Ctrl-C or SIGTERM)")
     chosen.start()
 
 
@@ -144,8 +169,14 @@ def run(
     body = json_object(input_file.read() if input_file else input_text, "the input")
     meta = json_object(metadata, "--metadata")
     with opened(db) as client:
-        if not (client.workflows.list(workflow_name=workflow).rows or []):
+        found = client.workflows.list(workflow_name=workflow).rows or []
+        if not found:
             raise UserError(f"no workflow named {workflow!r} on {db}")
+        if found[0].is_paused and not no_wait:
+            raise UserError(
+                f"workflow {workflow!r} is paused: `hatchlite workflows unpause {workflow}`, "
+                f"or pass --no-wait to queue the run until then"
+            )
         if not no_wait and not _serving(client, workflow):
             raise UserError(
                 f"no running worker serves workflow {workflow!r} on {db}: start one with "
@@ -155,7 +186,14 @@ def run(
         if no_wait:
             print_json({"run_id": run_id}) if as_json else out.print(run_id, highlight=False)
             return
-        details = _wait(client, run_id, timeout, live=not as_json)
+        try:
+            details = _wait(client, run_id, timeout, live=not as_json)
+        except KeyboardInterrupt:
+            err.print(
+                f"stopped waiting; run {run_id} goes on (cancel it with "
+                f"`hatchlite runs cancel {run_id}`)"
+            )
+            raise SystemExit(INTERRUPTED) from None
     status = details.run.status
     if as_json:
         print_json(

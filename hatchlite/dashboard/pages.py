@@ -3,6 +3,7 @@ and queues."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from starlette.exceptions import HTTPException
@@ -11,8 +12,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hatchlite.cron import InvalidCronError, parse
-from hatchlite.dashboard.app import dashboard_of
-from hatchlite.models import CronWorkflows, Worker
+from hatchlite.dashboard.app import Dashboard, dashboard_of
+from hatchlite.features.workflows import WorkflowNotFoundError
+from hatchlite.models import (
+    ConcurrencySetting,
+    CronWorkflows,
+    CronWorkflowsMethod,
+    Job,
+    Step,
+    Workflow,
+)
 
 PAGE_SIZE = 50
 LIST_LIMIT = 500  # crons, schedules, rate limits shown at most
@@ -28,15 +37,51 @@ async def workers_page(request: Request) -> Response:
     )
 
 
-def _tasks_served(workers: list[Worker]) -> dict[str, list[str]]:
-    """Task names by lower-cased workflow name, from the action ids (`workflow:task`)
-    of the workers that serve them."""
-    tasks: dict[str, set[str]] = {}
-    for worker in workers:
-        for action in worker.actions or []:
-            workflow, _, task = action.partition(":")
-            tasks.setdefault(workflow, set()).add(task)
-    return {wf: sorted(names) for wf, names in tasks.items()}
+@dataclass
+class WorkflowView:
+    """What the workflows page shows of one workflow: its registered definition
+    (`workflows.get_version`) beside its crons and the workers serving it."""
+
+    workflow: Workflow
+    tasks: list[Step] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    declared_crons: list[str] = field(default_factory=list)
+    api_crons: list[CronWorkflows] = field(default_factory=list)
+    limits: list[ConcurrencySetting] = field(default_factory=list)
+    sticky: str | None = None
+    default_priority: int | None = None
+    serving: list[str] = field(default_factory=list)
+
+
+def _tasks(jobs: list[Job] | None) -> list[Step]:
+    return [step for job in jobs or [] for step in job.steps]
+
+
+async def _view(
+    d: Dashboard, wf: Workflow, crons: list[CronWorkflows], serving: list[str]
+) -> WorkflowView:
+    view = WorkflowView(
+        wf,
+        tasks=_tasks(wf.jobs),
+        api_crons=[c for c in crons if c.method != CronWorkflowsMethod.DEFAULT],
+        serving=serving,
+    )
+    try:
+        version = await d.hatchet.workflows.aio_get_version(wf.metadata.id)
+    except WorkflowNotFoundError:  # deleted since listed, or never fully registered
+        view.declared_crons = [c.cron for c in crons if c.method == CronWorkflowsMethod.DEFAULT]
+        return view
+    triggers = version.triggers
+    view.tasks = _tasks(version.jobs) or view.tasks
+    view.events = [
+        e.event_key for e in (triggers.events if triggers else None) or [] if e.event_key
+    ]
+    view.declared_crons = [c.cron for c in (triggers.crons if triggers else None) or [] if c.cron]
+    # Workflow-level limits first, then each task's.
+    view.limits = sorted(version.v1_concurrency or [], key=lambda c: c.step_readable_id is not None)
+    view.sticky = version.sticky
+    view.default_priority = version.default_priority
+    return view
 
 
 async def workflows_page(request: Request) -> Response:
@@ -50,8 +95,12 @@ async def workflows_page(request: Request) -> Response:
     serving: dict[str, list[str]] = {}
     for worker in workers:
         if worker.status != "INACTIVE":
-            for wf in worker.registered_workflows or []:
-                serving.setdefault(wf.id, []).append(worker.name)
+            for registered in worker.registered_workflows or []:
+                serving.setdefault(registered.id, []).append(worker.name)
+    views = [
+        await _view(d, wf, by_workflow.get(wf.metadata.id, []), serving.get(wf.metadata.id, []))
+        for wf in workflows
+    ]
     return d.render(
         request,
         "workflows.html",
@@ -59,9 +108,7 @@ async def workflows_page(request: Request) -> Response:
             "page": "workflows",
             "title": "Workflows",
             "workflows": workflows,
-            "tasks": _tasks_served(workers),
-            "crons": by_workflow,
-            "serving": serving,
+            "views": views,
             "chosen": request.query_params.get("trigger", ""),
         },
     )

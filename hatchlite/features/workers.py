@@ -46,6 +46,7 @@ def _worker(record: WorkerRecord, known: dict[str, RegisteredWorkflow]) -> Worke
         ],
         status=status,
         max_runs=record.slots,
+        available_runs=record.free_slots,  # at its last heartbeat
         slot_config={
             "default": WorkerSlotConfig(limit=record.slots),
             "durable": WorkerSlotConfig(limit=record.durable_slots),

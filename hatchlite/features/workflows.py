@@ -164,7 +164,8 @@ class WorkflowsClient:
         record = await engine.store.workflow(workflow_id)
         if record is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
-        return _workflow(record, self._client.tenant_id)
+        shape = await engine.store.registered_shape(record.name)
+        return _workflow(record, self._client.tenant_id, shape)
 
     async def _get_version(self, workflow_id: str, version: str | None) -> WorkflowVersion:
         engine = self._client._engine

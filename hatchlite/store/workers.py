@@ -338,10 +338,11 @@ class WorkerRecord:
     labels: dict[str, str | int]
     started_at: float
     heartbeat_at: float
+    free_slots: int | None = None  # at its last heartbeat (None before the first)
 
 
 _WORKER_COLUMNS = """id, name, status, is_paused, pid, hostname, slots, durable_slots, actions,
-    labels, started_at, heartbeat_at, expires_at, pid_start"""
+    labels, started_at, heartbeat_at, expires_at, pid_start, free_slots"""
 
 
 def _worker_record(row: tuple[Any, ...], wall: float) -> WorkerRecord:
@@ -360,6 +361,7 @@ def _worker_record(row: tuple[Any, ...], wall: float) -> WorkerRecord:
         beat,
         expires_at,
         pid_start,
+        free,
     ) = row
     if status != "INACTIVE" and _gone(pid, hostname, expires_at, pid_start, wall):
         status = "INACTIVE"  # gone, not yet released by a worker's recovery
@@ -378,6 +380,7 @@ def _worker_record(row: tuple[Any, ...], wall: float) -> WorkerRecord:
         json.loads(labels),
         started,
         beat,
+        free if status != "INACTIVE" else None,
     )
 
 
