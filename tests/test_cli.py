@@ -342,3 +342,44 @@ def test_worker_serves_a_module_while_run_waits(app: Path, tmp_path: Path) -> No
 def test_worker_refuses_a_missing_module(tmp_path: Path) -> None:
     message = one_line_error(hatchlite("worker", "no_such_module", "--db", str(tmp_path / "x.db")))
     assert "no_such_module" in message
+
+
+def test_usage_errors_and_user_text_are_one_plain_line(history: tuple[str, str, str]) -> None:
+    db, _, _ = history
+    assert "--status" in one_line_error(hatchlite("runs", "list", "--db", db, "--status", "x"))
+    assert "Missing argument" in one_line_error(hatchlite("runs", "show", "--db", db))
+    assert "key=value" in one_line_error(hatchlite("runs", "list", "--db", db, "--metadata", "k"))
+    # Brackets are text, not rich markup: shown as given, never a crash.
+    assert "abc[/q]" in one_line_error(hatchlite("runs", "show", "abc[/q]", "--db", db))
+    assert "[bold]nope" in one_line_error(hatchlite("run", "[bold]nope", "--db", db))
+
+
+def test_an_empty_file_is_not_a_database(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert "empty file" in one_line_error(hatchlite("runs", "list", "--db", str(empty)))
+    assert empty.stat().st_size == 0
+
+
+def test_worker_on_a_foreign_database_or_a_broken_module_exits_at_once(
+    app: Path, tmp_path: Path
+) -> None:
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE notes (x)")
+    conn.commit()
+    conn.close()
+    message = one_line_error(hatchlite("worker", "cliapp", "--db", str(foreign), cwd=app))
+    assert "not a hatchlite database" in message
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom at import')\n")
+    message = one_line_error(
+        hatchlite("worker", "broken", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
+    )
+    assert "RuntimeError: boom at import" in message and "broken.py, line 1" in message
+
+
+def test_run_refuses_a_paused_workflow(history: tuple[str, str, str], tmp_path: Path) -> None:
+    db = str(tmp_path / "paused.db")
+    shutil.copy(history[0], db)
+    ok_json("workflows", "pause", "greet", "--db", db)
+    assert "is paused" in one_line_error(hatchlite("run", "greet", "--db", db))

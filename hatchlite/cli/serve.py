@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import time
@@ -118,7 +119,8 @@ def worker(target: str, slots: int | None, name: str | None, db: str) -> None:
             f"the module's Hatchet uses the database {serving}, not {db}: drop db= from "
             f"its Hatchet() (it then reads HATCHLITE_DB) or pass --db {serving}"
         )
-    err.print(f"serving {db} (stop with Ctrl-C or SIGTERM)")
+    # hatchlite's own log lines (started, stopping, re-queued, ...) on standard error.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     chosen.start()
 
 
