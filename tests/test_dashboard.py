@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,7 +28,17 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from hatchlite import Context, DurableContext, EmptyModel, EvictionPolicy, Hatchet, V1TaskStatus
+from hatchlite import (
+    ConcurrencyExpression,
+    ConcurrencyLimitStrategy,
+    Context,
+    DurableContext,
+    EmptyModel,
+    EvictionPolicy,
+    Hatchet,
+    StickyStrategy,
+    V1TaskStatus,
+)
 from hatchlite.dashboard import create_app
 from hatchlite.exceptions import DatabaseError
 from hatchlite.operate import DatabaseNotFoundError
@@ -38,6 +49,10 @@ XSS_ERROR = "<img src=x onerror=alert(2)>"
 
 class Order(BaseModel):
     quantity: int
+
+
+class Export(BaseModel):
+    account: str
 
 
 @dataclass
@@ -294,16 +309,79 @@ def test_workers_page(client: TestClient) -> None:
     assert re.search(r"UTC\">(now|\d+(\.\d)? \w+ ago)<", page)
 
 
+def row_of(page: str, workflow: str) -> str:
+    row = page[page.index(f'data-workflow="{workflow}"') :]
+    return row[: row.index("</tr>")]
+
+
 def test_workflows_page(client: TestClient) -> None:
     page = client.get("/workflows").text
-    row = page[page.index('data-workflow="etl"') :]
-    row = row[: row.index("</tr>")]
+    row = row_of(page, "etl")
     for task in ("extract", "clean", "enrich", "load"):
         assert f'<span class="tag">{task}</span>' in row
+    assert 'data-parents="extract">after extract<' in row  # clean and enrich
+    assert 'data-parents="clean,enrich">after clean, enrich<' in row
     assert 'name="pause"' in row
-    hourly = page[page.index('data-workflow="hourly"') :]
-    assert "<code>0 * * * *</code>" in hourly[: hourly.index("</tr>")]
+    assert '<div data-cron="0 * * * *">cron <code>0 * * * *</code>' in row_of(page, "hourly")
+    signup = row_of(page, "on_signup")
+    assert '<div data-event-trigger="user:created">on event <code>user:created</code>' in signup
+    assert 'data-task="napper"' in row_of(page, "napper") and "durable" in row_of(page, "napper")
+    assert "run on demand" in row
     assert 'id="trigger-form"' in page
+
+
+def test_workflows_page_shows_triggers_and_concurrency_limits(tmp_path: Path) -> None:
+    db = str(tmp_path / "declared.db")
+    hatchet = Hatchet(db=db)
+    try:
+        billing = hatchet.workflow(
+            name="billing",
+            input_validator=Export,
+            on_events=["invoice:paid", "invoice:refunded"],
+            on_crons=["15 4 * * *"],
+            cron_input={"account": "house"},
+            sticky=StickyStrategy.SOFT,
+            default_priority=2,
+            concurrency=ConcurrencyExpression(
+                expression="input.account",
+                max_runs=3,
+                limit_strategy=ConcurrencyLimitStrategy.CANCEL_IN_PROGRESS,
+            ),
+        )
+
+        @billing.task(
+            concurrency=ConcurrencyExpression(
+                expression="'charges'",
+                max_runs=1,
+                limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+            )
+        )
+        def charge(input: Export, ctx: Context) -> None:
+            return None
+
+        @billing.task(parents=[charge])
+        def receipt(input: Export, ctx: Context) -> None:
+            return None
+
+        assert billing.id  # registers it
+        page = TestClient(create_app(db)).get("/workflows").text
+        row = row_of(page, "billing")
+        assert 'data-task="charge"' in row and 'data-parents="charge">after charge<' in row
+        assert '<div data-event-trigger="invoice:paid">' in row
+        assert '<div data-event-trigger="invoice:refunded">' in row
+        assert '<div data-cron="15 4 * * *">cron <code>15 4 * * *</code>' in row
+        workflow_limit = re.search(r'data-concurrency="workflow">(.*?)</div>', row, re.S)
+        assert workflow_limit, row
+        assert "<code>input.account</code> · max 3" in workflow_limit.group(1)
+        assert "CANCEL_IN_PROGRESS" in workflow_limit.group(1)
+        task_limit = re.search(r'data-concurrency="task:charge">(.*?)</div>', row, re.S)
+        assert task_limit, row
+        assert "<code>&#39;charges&#39;</code> · max 1" in task_limit.group(1)
+        assert "GROUP_ROUND_ROBIN" in task_limit.group(1)
+        assert 'data-sticky="SOFT"' in row and 'data-priority="2"' in row
+        assert 'data-paused="no"' in row
+    finally:
+        hatchet.close()
 
 
 def test_schedules_page_shows_next_fire_times(client: TestClient) -> None:
@@ -326,6 +404,56 @@ def test_rate_limits_page(client: TestClient) -> None:
     page = client.get("/rate-limits").text
     assert 'data-limit="external-api"' in page
     assert "<td>10</td>" in page
+
+
+def test_queues_page_shows_what_concurrency_limits_hold_back(tmp_path: Path) -> None:
+    db = str(tmp_path / "held.db")
+    hatchet = Hatchet(db=db)
+    release = threading.Event()
+    try:
+
+        @hatchet.task(
+            name="export",
+            input_validator=Export,
+            concurrency=ConcurrencyExpression(
+                expression="input.account",
+                max_runs=1,
+                limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+            ),
+        )
+        async def export(input: Export, ctx: Context) -> None:
+            await asyncio.to_thread(release.wait, 60)
+
+        def started() -> int:
+            runs = hatchet.runs.list(workflow_ids=[export.id], limit=50).rows
+            return sum(r.status == V1TaskStatus.RUNNING for r in runs)
+
+        def waiting() -> dict[str, int]:
+            stat = hatchet.metrics.get_task_stats().get("export")
+            held = (stat.queued.concurrency if stat and stat.queued else None) or []
+            return {k: n for limit in held for k, n in (limit.keys or {}).items()}
+
+        assert export.id  # registers it, creating the database
+        client = TestClient(create_app(db))
+        assert "No task run waits for a concurrency limit." in client.get("/rate-limits").text
+        refs = [export.run_no_wait(Export(account="acme")) for _ in range(3)]
+        refs.append(export.run_no_wait(Export(account="globex")))
+        wait_for(lambda: started() == 2, what="one run per account started")
+        wait_for(lambda: waiting() == {"acme": 2}, what="two acme runs held back")
+        page = client.get("/rate-limits").text
+        row = re.search(r'<tr data-task="export" data-key="acme">(.*?)</tr>', page, re.S)
+        assert row, page
+        assert "<code>input.account</code>" in row.group(1)
+        assert "GROUP_ROUND_ROBIN" in row.group(1)
+        assert '<td class="waiting">2</td>' in row.group(1)
+        assert 'data-key="globex"' not in page  # running, not waiting
+        release.set()
+        for ref in refs:
+            ref.result()
+        assert "No task run waits for a concurrency limit." in client.get("/rate-limits").text
+    finally:
+        release.set()
+        hatchet.close()
 
 
 def test_static_assets_are_served(client: TestClient) -> None:
