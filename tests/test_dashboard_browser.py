@@ -24,7 +24,7 @@ pytest.importorskip("selenium", reason="selenium is not installed")
 
 import uvicorn
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -140,14 +140,21 @@ def browser(
 
 
 def wait_for(driver: WebDriver, condition: Any, what: str) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(
-        lambda d: condition(d), message=f"page did not show {what} within {WAIT}s"
+    # The live refresh replaces elements under a condition's feet: look again.
+    waiting = WebDriverWait(
+        driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
     )
+    return waiting.until(lambda d: condition(d), message=f"page did not show {what} within {WAIT}s")
 
 
 def run_status(driver: WebDriver) -> str:
-    status: str = driver.find_element(By.ID, "run-live").get_attribute("data-status") or ""
-    return status
+    """The run page's status; "" while the live refresh is replacing the element (the
+    wait that calls this looks again)."""
+    try:
+        element = driver.find_element(By.ID, "run-live")
+        return element.get_attribute("data-status") or ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_a_new_run_appears_live_on_the_runs_page(browser: WebDriver, site: Site) -> None:
