@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -254,6 +255,62 @@ async def hatchlite_latency(tmp: Path, count: int, sync: bool, callers: int = 1)
         "latency-load",
         delays,
         seconds,
+    )
+
+
+RAW_BATCH = 256  # task runs per transaction in the raw SQLite measurement
+
+
+def raw_sqlite(tmp: Path, n: int) -> Row:
+    """The floor a SQLite-backed engine stands on: what stdlib `sqlite3` does with the
+    three writes a minimal engine needs per task run (insert it queued, claim it,
+    complete it with its output), group-committed RAW_BATCH at a time per transaction,
+    on one connection, WAL + synchronous=NORMAL as hatchlite ships, with a status
+    index; no Python engine around it."""
+    conn = sqlite3.connect(tmp / "raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        """CREATE TABLE task_runs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+               status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, worker_id TEXT,
+               created_at REAL NOT NULL, started_at REAL, finished_at REAL)"""
+    )
+    conn.execute("CREATE INDEX task_runs_queued ON task_runs (status) WHERE status = 'QUEUED'")
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    start = time.perf_counter()
+    for at in range(0, n, RAW_BATCH):
+        part = ids[at : at + RAW_BATCH]
+        now = time.time()
+        for sql, params in (
+            (
+                "INSERT INTO task_runs (id, status, input, created_at) VALUES (?, 'QUEUED', '{}', ?)",
+                [(i, now) for i in part],
+            ),
+            (
+                "UPDATE task_runs SET status = 'RUNNING', worker_id = 'w', started_at = ? "
+                "WHERE id = ? AND status = 'QUEUED'",
+                [(now, i) for i in part],
+            ),
+            (
+                "UPDATE task_runs SET status = 'COMPLETED', output = '{}', finished_at = ? "
+                "WHERE id = ? AND status = 'RUNNING'",
+                [(now, i) for i in part],
+            ),
+        ):
+            conn.execute("BEGIN")
+            conn.executemany(sql, params)
+            conn.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    done = conn.execute("SELECT count(*) FROM task_runs WHERE status = 'COMPLETED'").fetchone()
+    conn.close()
+    check(done[0] == n, f"raw sqlite3 completed {done[0]} of {n}")
+    return Row(
+        "sqlite3",
+        f"raw limit: 3 writes per task run, {RAW_BATCH} per commit",
+        n,
+        n,
+        seconds,
+        "single-async",
     )
 
 
@@ -645,6 +702,12 @@ def print_summary(rows: list[Row]) -> None:
         ref = base.get(r.key)
         if r.system == "hatchlite" or ref is None or r.rate <= 0:
             continue
+        if r.system == "sqlite3":
+            lines.append(
+                f"  {ref.rate / r.rate:5.1%}  of the raw SQLite limit: hatchlite "
+                f"'{ref.workload}' {ref.rate:,.0f}/s, raw {r.rate:,.0f}/s"
+            )
+            continue
         if ref.p50_ms is not None and r.p50_ms is not None and r.p99_ms is not None:
             lines.append(
                 f"  trigger->start p50/p99: hatchlite {ref.p50_ms:.2f}/{ref.p99_ms:.2f} ms, "
@@ -714,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-hatchlite-") as tmp:
         print(f"  running hatchlite (N={n}, latency N={latency_n}) in this process ...", flush=True)
         rows += asyncio.run(hatchlite_suite(Path(tmp), n, latency_n))
+        rows.append(raw_sqlite(Path(tmp), max(n, 20_000)))
     if args.peers:
         # Peers are slower: cap their N so the whole script stays near a minute.
         cap_latency = min(latency_n, 50 if args.quick else 100)
