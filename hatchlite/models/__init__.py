@@ -40,6 +40,34 @@ from hatchlite.models.scheduling import (
     WorkflowRunOrderByDirection,
     WorkflowRunStatus,
 )
+from hatchlite.models.workers import (
+    RecentStepRuns,
+    RegisteredWorkflow,
+    SemaphoreSlots,
+    StepRunStatus,
+    UpdateWorkerRequest,
+    Worker,
+    WorkerLabel,
+    WorkerList,
+    WorkerRuntimeInfo,
+    WorkerRuntimeSDKs,
+    WorkerSlotConfig,
+    WorkerType,
+)
+from hatchlite.models.workflows import (
+    ConcurrencySetting,
+    Job,
+    Step,
+    Workflow,
+    WorkflowConcurrency,
+    WorkflowList,
+    WorkflowTag,
+    WorkflowTriggerCronRef,
+    WorkflowTriggerEventRef,
+    WorkflowTriggers,
+    WorkflowVersion,
+    WorkflowVersionMeta,
+)
 from hatchlite.types import JSONMap, RunStatus, V1TaskStatus
 
 __all__ = [
@@ -333,235 +361,6 @@ class V1LogLine(_RestModel):
 class V1LogLineList(_RestModel):
     pagination: PaginationResponse | None = None
     rows: list[V1LogLine] | None = None
-
-
-# Workers
-
-
-class WorkerType(str, Enum):
-    SELFHOSTED = "SELFHOSTED"
-    MANAGED = "MANAGED"
-    WEBHOOK = "WEBHOOK"
-
-
-class WorkerRuntimeSDKs(str, Enum):
-    GOLANG = "GOLANG"
-    PYTHON = "PYTHON"
-    TYPESCRIPT = "TYPESCRIPT"
-
-
-class StepRunStatus(str, Enum):
-    PENDING = "PENDING"
-    PENDING_ASSIGNMENT = "PENDING_ASSIGNMENT"
-    ASSIGNED = "ASSIGNED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    CANCELLING = "CANCELLING"
-    BACKOFF = "BACKOFF"
-
-
-class WorkerLabel(_RestModel):
-    """A label a worker carries (the REST model, not `hatchlite.types.WorkerLabel`)."""
-
-    metadata: APIResourceMeta
-    key: str
-    value: str | None = None
-
-
-class WorkerRuntimeInfo(_RestModel):
-    sdk_version: str | None = None
-    language: WorkerRuntimeSDKs | None = None
-    language_version: str | None = None
-    os: str | None = None
-    runtime_extra: str | None = None
-
-
-class WorkerSlotConfig(_RestModel):
-    """Availability and limit of one slot type."""
-
-    available: int | None = None
-    limit: int
-
-
-class SemaphoreSlots(_RestModel):
-    """One slot of a worker that a task run holds."""
-
-    step_run_id: str
-    action_id: str
-    started_at: UTCDateTime | None = None
-    timeout_at: UTCDateTime | None = None
-    workflow_run_id: str
-    status: StepRunStatus | None = None
-
-
-class RecentStepRuns(_RestModel):
-    metadata: APIResourceMeta
-    action_id: str
-    status: StepRunStatus
-    started_at: UTCDateTime | None = None
-    finished_at: UTCDateTime | None = None
-    cancelled_at: UTCDateTime | None = None
-    workflow_run_id: str
-
-
-class RegisteredWorkflow(_RestModel):
-    id: str
-    name: str
-
-
-class Worker(_RestModel):
-    """A worker as workers.list/get return it (not `hatchlite.Worker`, the one you start)."""
-
-    metadata: APIResourceMeta
-    name: str
-    type: WorkerType
-    last_heartbeat_at: UTCDateTime | None = None
-    last_listener_established: UTCDateTime | None = None
-    actions: list[str] | None = None
-    registered_workflows: list[RegisteredWorkflow] | None = None
-    slots: list[SemaphoreSlots] | None = None
-    recent_step_runs: list[RecentStepRuns] | None = None
-    status: Literal["ACTIVE", "INACTIVE", "PAUSED"] | None = None
-    max_runs: int | None = None
-    available_runs: int | None = None
-    slot_config: dict[str, WorkerSlotConfig] | None = None
-    dispatcher_id: str | None = None
-    labels: list[WorkerLabel] | None = None
-    webhook_url: str | None = None
-    webhook_id: str | None = None
-    runtime_info: WorkerRuntimeInfo | None = None
-
-
-class WorkerList(_RestModel):
-    pagination: PaginationResponse | None = None
-    rows: list[Worker] | None = None
-
-
-class UpdateWorkerRequest(_RestModel):
-    """The change workers.update applies: pause or unpause a worker."""
-
-    is_paused: bool | None = None
-
-
-# Workflows
-
-
-class WorkflowTag(_RestModel):
-    name: str
-    color: str
-
-
-class Step(_RestModel):
-    """One task of a registered workflow version."""
-
-    metadata: APIResourceMeta
-    readable_id: str
-    tenant_id: str
-    job_id: str
-    action: str
-    timeout: str | None = None
-    is_durable: bool | None = None
-    slot_requests: dict[str, int] | None = None
-    children: list[str] | None = None
-    parents: list[str] | None = None
-
-
-class Job(_RestModel):
-    metadata: APIResourceMeta
-    tenant_id: str
-    version_id: str
-    name: str
-    description: str | None = None
-    steps: list[Step]
-    timeout: str | None = None
-
-
-class WorkflowVersionMeta(_RestModel):
-    metadata: APIResourceMeta
-    version: str
-    order: int
-    workflow_id: str
-    workflow: Workflow | None = None
-
-
-class Workflow(_RestModel):
-    """A registered workflow as workflows.list/get return it (not the runnable `Workflow`)."""
-
-    metadata: APIResourceMeta
-    name: str
-    description: str | None = None
-    is_paused: bool | None = None
-    versions: list[WorkflowVersionMeta] | None = None
-    tags: list[WorkflowTag] | None = None
-    jobs: list[Job] | None = None
-    tenant_id: str
-
-
-WorkflowVersionMeta.model_rebuild()
-
-
-class WorkflowTriggerEventRef(_RestModel):
-    parent_id: str | None = None
-    event_key: str | None = None
-
-
-class WorkflowTriggerCronRef(_RestModel):
-    parent_id: str | None = None
-    cron: str | None = None
-
-
-class WorkflowTriggers(_RestModel):
-    """A workflow version's declared triggers: event keys and crons (`on_events`,
-    `on_crons`)."""
-
-    metadata: APIResourceMeta | None = None
-    workflow_version_id: str | None = None
-    tenant_id: str | None = None
-    events: list[WorkflowTriggerEventRef] | None = None
-    crons: list[WorkflowTriggerCronRef] | None = None
-
-
-class WorkflowConcurrency(_RestModel):
-    max_runs: int
-    limit_strategy: str
-    get_concurrency_group: str
-
-
-class ConcurrencySetting(_RestModel):
-    """One concurrency limit of a workflow (no `step_readable_id`) or of one of its tasks."""
-
-    max_runs: int
-    limit_strategy: str
-    expression: str
-    step_readable_id: str | None = None
-
-
-class WorkflowVersion(_RestModel):
-    """What `workflows.get_version` returns: the registered definition of a workflow,
-    its tasks (`jobs[0].steps`), triggers and concurrency limits."""
-
-    metadata: APIResourceMeta
-    version: str
-    order: int
-    workflow_id: str
-    sticky: str | None = None
-    default_priority: int | None = None
-    workflow: Workflow | None = None
-    concurrency: WorkflowConcurrency | None = None
-    triggers: WorkflowTriggers | None = None
-    schedule_timeout: str | None = None
-    jobs: list[Job] | None = None
-    workflow_config: JSONMap | None = None
-    v1_concurrency: list[ConcurrencySetting] | None = None
-    input_json_schema: JSONMap | None = None
-
-
-class WorkflowList(_RestModel):
-    metadata: APIResourceMeta | None = None
-    rows: list[Workflow] | None = None
-    pagination: PaginationResponse | None = None
 
 
 # Events
