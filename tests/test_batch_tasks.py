@@ -27,6 +27,8 @@ from hatchlite import Context, FailedTaskRunExceptionGroup, Hatchet, V1TaskStatu
 from hatchlite.models import V1TaskEventType
 from hatchlite.testing import HatchetTest
 from tests.conftest import ROOT, outcome, query, wait_until, wait_until_sync, worker_up
+from tests.procs.effects import EFFECTS_ENV, record
+from tests.procs.effects import read as read_effects
 
 try:
     from hatchlite import BatchMemberId
@@ -39,7 +41,6 @@ WAITING = V1TaskEventType.WAITING_FOR_BATCH
 FLUSHED = V1TaskEventType.BATCH_FLUSHED
 FINISHED = V1TaskEventType.FINISHED
 QUEUED = V1TaskStatus.QUEUED
-EFFECTS_ENV = "HATCHLITE_TEST_EFFECTS"
 
 
 class Item(BaseModel):
@@ -575,12 +576,7 @@ async def test_a_batch_task_in_a_workflow_runs_after_its_parent(hatchet: Hatchet
 def build_survivor(hatchet: Hatchet) -> Any:
     @hatchet.batch_task(name="survivor", batch_max_size=4, input_validator=Item)
     def survivor(inputs: dict[BatchMemberId, Item], ctx: Context) -> dict[BatchMemberId, Doubled]:
-        line = f"{os.getpid()} {','.join(inputs)}\n"
-        fd = os.open(os.environ[EFFECTS_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        record(",".join(inputs))
         return doubled(inputs)
 
     return survivor
@@ -638,7 +634,7 @@ def test_a_half_filled_batch_survives_sigkill_of_its_worker(tmp_path: Path) -> N
     assert results == [Doubled(n=n, doubled=2 * n, batch_size=4) for n in (1, 2, 3, 4)]
     # One handler call, in the second worker, with the two members buffered before the
     # kill and the two after, in arrival order.
-    [(pid, members)] = [line.split() for line in effects.read_text().splitlines()]
+    [(members, pid)] = read_effects(effects)
     assert int(pid) == procs[1].pid
     assert members.split(",") == member_ids
     assert "Traceback" not in log.read_text()

@@ -43,6 +43,8 @@ from hatchlite.models import V1RestoreTaskResponse, V1TaskEventType, V1WorkflowR
 from hatchlite.testing import HatchetTest
 from hatchlite.types import V1TaskStatus
 from tests.conftest import ROOT, outcome, query, wait_until_sync
+from tests.procs.effects import EFFECTS_ENV, record
+from tests.procs.effects import read as read_effects
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -50,7 +52,6 @@ TTL = timedelta(minutes=1)
 SHORT = EvictionPolicy(ttl=TTL)  # evicted one minute into a wait
 EVICTED = V1TaskEventType.DURABLE_EVICTED
 RESTORING = V1TaskEventType.DURABLE_RESTORING
-EFFECTS_ENV = "HATCHLITE_EVICTION_EFFECTS"
 
 
 class Item(BaseModel):
@@ -957,25 +958,16 @@ async def test_replaying_an_evicted_run_requeues_it_and_it_completes(ht: Hatchet
 # -- 5. SIGTERM in a real worker process -----------------------------------------------
 
 
-def note(*words: object) -> None:
-    line = " ".join(str(w) for w in (*words, os.getpid())) + "\n"
-    fd = os.open(os.environ[EFFECTS_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
 def define_parked(client: Hatchet) -> Standalone[Item, dict[str, Any]]:
     """The worker process's task: waits for its own event (default policy: 15 min)."""
 
     @client.durable_task(name="parked", input_validator=Item)
     async def parked(input: Item, ctx: DurableContext) -> dict[str, Any]:
-        note("start", input.n, ctx.invocation_count)
+        record("start", input.n, ctx.invocation_count)
         try:
             event = await ctx.aio_wait_for_event("parked:go", f"input.n == {input.n}")
         finally:
-            note("finally", input.n, ctx.invocation_count)
+            record("finally", input.n, ctx.invocation_count)
         return {"n": input.n, "event": event, "invocation": ctx.invocation_count}
 
     return parked
@@ -995,10 +987,6 @@ def start_worker(db: str, effects: Path, log: Path) -> subprocess.Popen[bytes]:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def effects_of(effects: Path) -> list[list[str]]:
-    return [line.split() for line in effects.read_text().splitlines()] if effects.exists() else []
 
 
 def active(db: str, proc: subprocess.Popen[bytes]) -> bool:
@@ -1039,7 +1027,7 @@ def test_sigterm_evicts_waiters_and_another_worker_finishes_them(tmp_path: Path)
             assert details.task_runs["parked"].is_evicted is True
             types = events_of(client.runs.get(run_id), run_id)
             assert types.count(EVICTED) == 1 and RESTORING not in types, types
-        lines = effects_of(effects)
+        lines = read_effects(effects)
         assert sorted(w[1] for w in lines if w[:1] == ["finally"]) == [str(i) for i in range(count)]
         assert all(w[3] == str(first.pid) for w in lines)
 
@@ -1053,7 +1041,7 @@ def test_sigterm_evicts_waiters_and_another_worker_finishes_them(tmp_path: Path)
         for run_id in ids[1:]:
             assert client.runs.get_details(run_id).task_runs["parked"].is_evicted is True
         assert not [
-            w for w in effects_of(effects) if w[0] == "start" and w[1] != "0" and w[2] != "1"
+            w for w in read_effects(effects) if w[0] == "start" and w[1] != "0" and w[2] != "1"
         ]
 
         for i in range(1, count):
@@ -1064,7 +1052,7 @@ def test_sigterm_evicts_waiters_and_another_worker_finishes_them(tmp_path: Path)
             assert client.runs.get_details(run_id).task_runs["parked"].is_evicted is False
             types = events_of(client.runs.get(run_id), run_id)
             assert types.count(EVICTED) == 1 and types.count(RESTORING) == 1, types
-        starts = [(w[1], w[2], w[3]) for w in effects_of(effects) if w[0] == "start"]
+        starts = [(w[1], w[2], w[3]) for w in read_effects(effects) if w[0] == "start"]
         assert sorted(starts) == sorted(
             [(str(i), "1", str(first.pid)) for i in range(count)]
             + [(str(i), "2", str(second.pid)) for i in range(count)]

@@ -20,8 +20,9 @@ from hatchlite import (
     UserEventCondition,
     Workflow,
 )
+from tests.procs.effects import EFFECTS_ENV as EFFECTS_ENV
+from tests.procs.effects import record
 
-EFFECTS_ENV = "HATCHLITE_TEST_EFFECTS"
 SLEEP = timedelta(seconds=1.5)
 DAG_EVENT = "cond:go"
 DURABLE_EVENT = "cond:durable"
@@ -29,16 +30,6 @@ DURABLE_EVENT = "cond:durable"
 
 class Job(BaseModel):
     n: int
-
-
-def record(*words: object) -> None:
-    """Append one line per execution; O_APPEND writes of one line are atomic."""
-    line = " ".join(str(w) for w in (*words, os.getpid())) + "\n"
-    fd = os.open(os.environ[EFFECTS_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
 
 
 def build(

@@ -11,8 +11,8 @@ import time
 from pydantic import BaseModel
 
 from hatchlite import Context, Hatchet, Workflow
-
-EFFECTS_ENV = "HATCHLITE_TEST_EFFECTS"
+from tests.procs import effects
+from tests.procs.effects import EFFECTS_ENV as EFFECTS_ENV
 
 
 class Job(BaseModel):
@@ -21,12 +21,7 @@ class Job(BaseModel):
 
 def record(event: str, ctx: Context) -> None:
     """Append one line per event; O_APPEND writes of one line are atomic."""
-    line = f"{event} {ctx.workflow_run_id} {ctx.task_name} {os.getpid()}\n"
-    fd = os.open(os.environ[EFFECTS_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    effects.record(event, ctx.workflow_run_id, ctx.task_name)
 
 
 def work(ctx: Context) -> dict[str, object]:

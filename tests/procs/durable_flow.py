@@ -10,22 +10,14 @@ from datetime import timedelta
 from pydantic import BaseModel
 
 from hatchlite import Context, DurableContext, Hatchet, Standalone
+from tests.procs.effects import EFFECTS_ENV as EFFECTS_ENV
+from tests.procs.effects import record
 
-EFFECTS_ENV = "HATCHLITE_TEST_EFFECTS"
 SLEEP = timedelta(seconds=1.5)
 
 
 class Trip(BaseModel):
     n: int
-
-
-def record(*words: object) -> None:
-    line = " ".join(str(w) for w in (*words, os.getpid())) + "\n"
-    fd = os.open(os.environ[EFFECTS_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
 
 
 def build(
