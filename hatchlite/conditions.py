@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from hatchlite.ids import new_id
 from hatchlite.types import Duration, duration_expr, to_timedelta
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Condition:
         self.readable_data_key = readable_data_key
         self.expression = expression
         self.action: Action | None = None
-        self.or_group_id = str(uuid.uuid4())
+        self.or_group_id = new_id()
 
     @property
     def base(self) -> str:
@@ -70,7 +70,7 @@ class ParentCondition(Condition):
 class OrGroup:
     def __init__(self, conditions: list[Condition]) -> None:
         self.conditions = conditions
-        group_id = str(uuid.uuid4())
+        group_id = new_id()
         for condition in conditions:
             condition.or_group_id = group_id
 

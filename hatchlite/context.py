@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import uuid
 import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -13,6 +12,7 @@ from pydantic_core import to_jsonable_python
 
 from hatchlite import contextvars as hooks
 from hatchlite.exceptions import PayloadTooLargeError, TaskRunError
+from hatchlite.ids import new_id
 from hatchlite.serde import HATCHET_PYDANTIC_SENTINEL as SERDE
 from hatchlite.types import Duration, JSONMap, to_timedelta
 
@@ -441,8 +441,8 @@ class _MockLink:
     is_mock = True
 
     def __init__(self, retry_count: int, lifespan: Any) -> None:
-        self.task_id = str(uuid.uuid4())  # random, as Hatchet's mock_run
-        self.run_id = str(uuid.uuid4())
+        self.task_id = new_id()  # random, as Hatchet's mock_run
+        self.run_id = new_id()
         self.retry_count = retry_count
         self.worker_id = "mock-worker"
         self.worker_name = "mock-worker"

@@ -8,10 +8,8 @@ before anything reaches the engine.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
-import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
@@ -34,6 +32,7 @@ from hatchlite.exceptions import (
 from hatchlite.features.scheduled import workflow_version
 from hatchlite.features.scheduling import instant
 from hatchlite.features.workflows import PausedBehavior
+from hatchlite.ids import new_id
 from hatchlite.limits import key_run
 from hatchlite.models import CronWorkflows, V1Filter, V1TaskSummary
 from hatchlite.models.scheduling import WorkflowVersion
@@ -287,21 +286,18 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
             return await parent._suspended(engine.wait_existing(ids), children=ids)
         if not wait:
             return await self._create(items, parent, bulk=bulk)
-        run_ids = [str(uuid.uuid4()) for _ in items]
+        run_ids = [new_id() for _ in items]
         await engine.ensure_started()
-        futures = [engine.watch(run_id) for run_id in run_ids]
+        watch = engine.watch(run_ids)
         try:
             ids = await self._create(items, parent, run_ids, bulk=bulk)
         except BaseException:
-            for future in futures:
-                future.cancel()
+            watch.cancel()
             raise
         if ids == run_ids:
-            return list(await asyncio.gather(*futures))
+            return await watch
         # Some were child runs spawned before: wait for those instead.
-        for new_id, future in zip(run_ids, futures, strict=True):
-            if new_id not in ids:
-                future.cancel()
+        watch.cancel()
         return await engine.wait_existing(ids)
 
     async def _create(
@@ -327,9 +323,9 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         shape = self.shape()
         runs: list[NewRun] = []
         for n, item in enumerate(items):
-            run_id = run_ids[n] if run_ids else str(uuid.uuid4())
+            run_id = run_ids[n] if run_ids else new_id()
             task_ids = (
-                {name: str(uuid.uuid4()) for name in shape.tasks}
+                {name: new_id() for name in shape.tasks}
                 if shape.is_dag
                 else {next(iter(shape.tasks)): run_id}
             )

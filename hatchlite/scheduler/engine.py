@@ -13,7 +13,6 @@ import contextvars
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +26,13 @@ from hatchlite.exceptions import (
     PayloadTooLargeError,
     RunNotFoundError,
 )
+from hatchlite.ids import new_id
 from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.deadlines import Deadlines
 from hatchlite.scheduler.eviction import Evictor
 from hatchlite.scheduler.execution import BatchExecution, Execution, Wait
+from hatchlite.scheduler.watch import Watches
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
     ConditionSpec,
@@ -93,7 +94,7 @@ class Engine:
         self._listeners: set[asyncio.Event] = set()
         self._executions: dict[str, Execution] = {}
         self._timeouts = Deadlines(self._executions, lambda e, at: e.timeout_at == at)
-        self._waiters: dict[str, list[asyncio.Future[RunResult]]] = {}
+        self._waiters = Watches()  # callers waiting for runs to end
         self._suspended: dict[Node, asyncio.Future[str]] = {}
         # Durable waits for child runs, by child run id (told when the child ends).
         self._child_waits: dict[str, list[tuple[Execution, Wait]]] = {}
@@ -390,37 +391,24 @@ class Engine:
             self._fired = (key, frozenset(self._served_here()))
         return self._fired[1]
 
-    def watch(self, run_id: str) -> asyncio.Future[RunResult]:
-        """A future that resolves with the run's result when it ends."""
+    def watch(self, run_ids: list[str]) -> asyncio.Future[list[RunResult]]:
+        """A future that resolves with the runs' results (in order) when all have ended."""
         assert self.loop is not None
-        future: asyncio.Future[RunResult] = self.loop.create_future()
         if not self._waiters:
             self.wake()  # the loop starts polling for other processes' commits
-        self._waiters.setdefault(run_id, []).append(future)
-        future.add_done_callback(lambda f: self._unwatch(run_id, f))
-        return future
-
-    def _unwatch(self, run_id: str, future: asyncio.Future[RunResult]) -> None:
-        futures = self._waiters.get(run_id)
-        if futures is None:
-            return
-        with contextlib.suppress(ValueError):
-            futures.remove(future)
-        if not futures:
-            del self._waiters[run_id]
+        return self._waiters.add(self.loop, run_ids).future
 
     async def wait_existing(self, run_ids: list[str]) -> list[RunResult]:
         """Wait for runs that may already have ended (ids from earlier triggers)."""
         await self.ensure_started()
-        futures = [self.watch(run_id) for run_id in run_ids]
+        watch = self.watch(run_ids)
         known = await self.store.results(list(dict.fromkeys(run_ids)))
         missing = [run_id for run_id in run_ids if run_id not in known]
         if missing:
-            for future in futures:
-                future.cancel()
+            watch.cancel()
             raise RunNotFoundError(f"no workflow run with id {missing[0]!r}")
         self._deliver({k: v for k, v in known.items() if v.status in TERMINAL})
-        return list(await asyncio.gather(*futures))
+        return await watch
 
     async def results(self, run_ids: list[str]) -> dict[str, RunResult]:
         await self.ensure_started()
@@ -486,9 +474,9 @@ class Engine:
         input_json, meta_json = json.dumps(input or {}), json.dumps(metadata)
         PayloadTooLargeError.check(input_json, limit, f"the input of workflow {workflow_name!r}")
         PayloadTooLargeError.check(meta_json, limit, "the additional_metadata of a run")
-        run_id = str(uuid.uuid4())
+        run_id = new_id()
         task_ids = (
-            {name: str(uuid.uuid4()) for name in shape.tasks}
+            {name: new_id() for name in shape.tasks}
             if shape.is_dag
             else {next(iter(shape.tasks)): run_id}
         )
@@ -811,10 +799,7 @@ class Engine:
                 self.wake()  # what the step had to write is still to be written
 
     def _fail_waiters(self, exc: BaseException) -> None:
-        for futures in list(self._waiters.values()):
-            for future in list(futures):
-                if not future.done():
-                    future.set_exception(exc)
+        self._waiters.fail(exc)
 
     async def _wait_for_work(self) -> bool:
         """Sleep until woken, a deadline passes, or another process commits (True)."""
@@ -875,7 +860,7 @@ class Engine:
                 request = worker.claim_request(self.defined, self.defined.version, room)
                 if request is not None and request.workflows:
                     claims.append(request)
-        check_runs = list(self._waiters) if external and self._waiters else []
+        check_runs = self._waiters.run_ids() if external and self._waiters else []
         check_running = list(self._executions) if external and self._executions else []
         check_durable = list(self._suspended) if external and self._suspended else []
         fire = self._fire_for() if self.workers else frozenset()
@@ -941,10 +926,7 @@ class Engine:
                 wait.children.discard(run_id)
                 if not wait.children:
                     execution.wait_resolved(wait)
-        for run_id, result in results.items():
-            for future in list(self._waiters.get(run_id, ())):
-                if not future.done():
-                    future.set_result(result)
+        self._waiters.deliver(results)
 
     async def _fetch_and_deliver(self, run_ids: list[str]) -> None:
         wanted = [r for r in run_ids if r in self._waiters]

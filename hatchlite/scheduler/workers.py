@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
+from hatchlite.ids import new_id
 from hatchlite.scheduler.threads import TaskThreadPool
 from hatchlite.store.records import ClaimRequest
 
@@ -33,7 +33,7 @@ class LocalWorker:
         durable_slots: int,
         labels: dict[str, str | int] | None = None,
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = new_id()
         self.name = name
         self.workflows = workflows
         self.slots = slots

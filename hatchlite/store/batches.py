@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable
 
 from hatchlite.cel import evaluate_value
+from hatchlite.ids import new_id
 from hatchlite.store.records import (
     BatchSpec,
     ClaimedTask,
@@ -209,7 +209,7 @@ def _flush_one(
         rows = suspects[:1]
     if not rows:
         return []
-    batch_id = str(uuid.uuid4())
+    batch_id = new_id()
     timeout_at = now + execution_timeout if execution_timeout else None
     conn.execute(
         f"""UPDATE task_runs SET status = 'RUNNING', held = 0, worker_id = ?, started_at = ?,

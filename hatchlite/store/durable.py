@@ -8,7 +8,6 @@ import json
 import logging
 import sqlite3
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 from hatchlite.cel import evaluate
 from hatchlite.exceptions import HatchliteError, ResetError
+from hatchlite.ids import new_id
 from hatchlite.store.eviction import restore_txn
 from hatchlite.store.records import chunks, marks
 
@@ -350,7 +350,7 @@ def store_event_txn(
     priority: int | None,
     now: float,
 ) -> StoredEvent:
-    event = StoredEvent(str(uuid.uuid4()), key, payload_json, metadata_json, scope, priority, now)
+    event = StoredEvent(new_id(), key, payload_json, metadata_json, scope, priority, now)
     conn.execute(
         """INSERT INTO events (id, key, payload, additional_metadata, scope, priority, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",

@@ -145,17 +145,16 @@ class WorkflowShape:
     cron_input_json: str = "{}"
     cron_missed: str = "latest"
 
-    @property
-    def rate_limited(self) -> bool:
-        """Whether any of its tasks takes rate-limit units."""
-        return any(t.rate_limits for t in (*self.tasks.values(), self.on_failure) if t is not None)
+    # Derived once (read on every trigger and settle): whether any of its tasks takes
+    # rate-limit units, and whether any concurrency limit applies to its runs or tasks.
+    rate_limited: bool = field(init=False, compare=False)
+    limited: bool = field(init=False, compare=False)
 
-    @property
-    def limited(self) -> bool:
-        """Whether any concurrency limit applies to its runs or tasks."""
-        return bool(self.concurrency) or any(
-            t.concurrency for t in (*self.tasks.values(), self.on_failure) if t is not None
-        )
+    def __post_init__(self) -> None:
+        every = [t for t in (*self.tasks.values(), self.on_failure) if t is not None]
+        object.__setattr__(self, "rate_limited", any(t.rate_limits for t in every))
+        limited = bool(self.concurrency) or any(t.concurrency for t in every)
+        object.__setattr__(self, "limited", limited)
 
     def task(self, name: str) -> TaskShape:
         shape = self.tasks.get(name)

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from hatchlite.cron import InvalidCronError, due_ticks, format_instant, parse
 from hatchlite.exceptions import HatchliteError
+from hatchlite.ids import new_id
 from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.durable import ReportedOnce
 from hatchlite.store.records import NewRun, WorkflowShape
@@ -136,7 +136,7 @@ def create_cron_txn(
 ) -> CronRecord:
     spec = parse(expression)
     _check_workflow(conn, [workflow_name])
-    cron_id = str(uuid.uuid4())
+    cron_id = new_id()
     try:
         conn.execute(
             """INSERT INTO crons (id, workflow_name, name, expression, input,
@@ -215,7 +215,7 @@ def create_schedules_txn(
     conn: sqlite3.Connection, schedules: list[NewSchedule], now: float
 ) -> list[str]:
     _check_workflow(conn, {s.workflow_name for s in schedules})
-    ids = [str(uuid.uuid4()) for _ in schedules]
+    ids = [new_id() for _ in schedules]
     conn.executemany(
         """INSERT INTO scheduled_runs (id, workflow_name, trigger_at, input,
                additional_metadata, priority, method, parent_workflow_run_id,
@@ -389,7 +389,7 @@ def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> 
            VALUES (?, ?, NULL, ?, ?, '{}', ?, 'DEFAULT', ?, ?, ?)""",
         [
             (
-                str(uuid.uuid4()),
+                new_id(),
                 shape.name,
                 expression,
                 shape.cron_input_json,
@@ -516,10 +516,10 @@ def _not_created(run: NewRun, exc: Exception) -> None:
 
 
 def _new_run(shape: WorkflowShape, input_json: str, meta_json: str, priority: int | None) -> NewRun:
-    run_id = str(uuid.uuid4())
+    run_id = new_id()
     metadata = {**json.loads(shape.default_metadata_json), **json.loads(meta_json)}
     task_ids = (
-        {name: str(uuid.uuid4()) for name in shape.tasks}
+        {name: new_id() for name in shape.tasks}
         if shape.is_dag
         else {next(iter(shape.tasks)): run_id}
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hatchlite.ids import new_id
 from hatchlite.limits import RateLimitError, rate_limit_uses, run_variables
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.concurrency import Limits
@@ -301,7 +301,7 @@ class Settler:
                 self.limits.release_ended_tasks(run_id)
         on_failure = shape.on_failure
         if status == "FAILED" and on_failure is not None and task_name != on_failure.name:
-            on_failure_id = str(uuid.uuid4())
+            on_failure_id = new_id()
             cur = self.conn.execute(
                 """INSERT OR IGNORE INTO task_runs (id, workflow_run_id, workflow_name, task_name,
                        status, priority, available_at, schedule_deadline, created_at, queued_at,

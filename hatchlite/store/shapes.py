@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import uuid
 from collections import OrderedDict
 
 from hatchlite.exceptions import HatchliteError
+from hatchlite.ids import new_id
 from hatchlite.store.records import WorkflowShape, shape_from_json, shape_to_json
 
 
@@ -172,7 +172,7 @@ class ShapeCache:
                    created_at = CASE WHEN deleted_at IS NULL THEN created_at
                                      ELSE excluded.created_at END,
                    deleted_at = NULL""",
-            (shape.name, str(uuid.uuid4()), description, version, text, hash_, now, now),
+            (shape.name, new_id(), description, version, text, hash_, now, now),
         )
         with self._lock:
             self._shapes[shape.name] = shape

@@ -16,10 +16,10 @@ import json
 import logging
 import re
 import sqlite3
-import uuid
 from dataclasses import dataclass
 
 from hatchlite.cel import evaluate
+from hatchlite.ids import new_id
 from hatchlite.limits import LimitKeyError, key_run
 from hatchlite.store.durable import ReportedOnce, StoredEvent
 from hatchlite.store.records import NewRun, WorkflowShape
@@ -73,7 +73,7 @@ def register_txn(conn: sqlite3.Connection, shape: WorkflowShape, now: float) -> 
         """INSERT INTO filters (id, workflow_name, scope, expression, payload, is_declarative,
                created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)""",
         [
-            (str(uuid.uuid4()), shape.name, scope, expression, payload, now, now)
+            (new_id(), shape.name, scope, expression, payload, now, now)
             for expression, scope, payload in sorted(wanted - kept)
         ],
     )
@@ -195,7 +195,7 @@ def _with_keys(run: NewRun, shape: WorkflowShape) -> NewRun | None:
 
 
 def _new_run(shape: WorkflowShape, event: StoredEvent, f: _Filter | None) -> NewRun:
-    run_id = str(uuid.uuid4())
+    run_id = new_id()
     metadata = {
         **json.loads(shape.default_metadata_json),
         **json.loads(event.metadata_json),
@@ -203,7 +203,7 @@ def _new_run(shape: WorkflowShape, event: StoredEvent, f: _Filter | None) -> New
         "hatchet__event_key": event.key,
     }
     task_ids = (
-        {name: str(uuid.uuid4()) for name in shape.tasks}
+        {name: new_id() for name in shape.tasks}
         if shape.is_dag
         else {next(iter(shape.tasks)): run_id}
     )
@@ -264,7 +264,7 @@ def create_filter_txn(
     ).fetchone()
     if row is None:
         return None
-    filter_id = str(uuid.uuid4())
+    filter_id = new_id()
     conn.execute(
         """INSERT INTO filters (id, workflow_name, scope, expression, payload, is_declarative,
                created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)""",
