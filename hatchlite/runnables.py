@@ -348,7 +348,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
                 run.child_index = (
                     item.child_index if item.child_index is not None else parent.next_spawn_index()
                 )
-            run.metadata_json = json.dumps(meta)
+            run.metadata_json = json.dumps(meta) if meta else "{}"
             run.routing_json = _routing(item.route, parent, self.name)
             # Evaluated here, on the caller's side: a key that fails refuses the trigger.
             key_run(shape, run)
@@ -917,6 +917,8 @@ def _routing(route: _Route, parent: Context | None, name: str) -> str | None:
     """A trigger's routing as stored with its run: `sticky=True` keeps a child run to
     its parent's worker (softly); a run with no parent, to the worker of its first task."""
     sticky, worker_id, labels = route
+    if not (sticky or worker_id or labels):
+        return None
     if sticky and worker_id is None and parent is not None:
         worker_id = parent.worker_id
     specs = label_specs(labels, f"workflow {name!r}: desired_worker_labels")

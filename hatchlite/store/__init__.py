@@ -459,8 +459,8 @@ class Store:
                 durable = self._meet(settler, _durable.meet_timers_txn(conn, now))
             if check_durable:
                 durable.update(_durable.satisfied_among_txn(conn, check_durable))
-            for outcome in outcomes:
-                settler.finish(outcome)
+            if outcomes:
+                settler.finish_all(outcomes)
             if maintenance:
                 _tasks.expire_schedule_timeouts(settler)
                 if paused:
@@ -479,9 +479,11 @@ class Store:
                     _tasks.claim_txn(conn, request, self.shapes, now, paused, wall, failed)
                 )
             finished = {**settler.finished_runs, **failed.finished_runs}
-            wanted = [run_id for run_id in finished if run_id in watched]
+            known = settler.results
+            results = {r: known[r] for r in finished if r in known and r in watched}
+            wanted = [r for r in finished if r in watched and r not in results]
             if check_runs:
-                wanted.extend(_runs.terminal_among(conn, check_runs))
+                wanted.extend(r for r in _runs.terminal_among(conn, check_runs) if r not in results)
             cancelled = _tasks.cancelled_among(conn, check_running) if check_running else []
             cancelled.extend(settler.cancelled_running)  # by a concurrency limit
             cancelled.extend(failed.cancelled_running)
@@ -494,7 +496,7 @@ class Store:
                     _workflows.next_pause_expiry(conn, paused) if paused else None,
                     _schedules.next_due(conn, fire) if maintenance else None,
                 ),
-                results=_runs.results_txn(conn, wanted) if wanted else {},
+                results={**results, **_runs.results_txn(conn, wanted)} if wanted else results,
                 durable=durable,
             )
 

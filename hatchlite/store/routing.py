@@ -192,10 +192,10 @@ def _merge(task: tuple[LabelSpec, ...], trigger: tuple[LabelSpec, ...]) -> tuple
 def label_specs(labels: Any, where: str) -> tuple[LabelSpec, ...]:
     """Desired worker labels (a dict of key -> DesiredWorkerLabel, or a list of them
     with keys) as data; raises ValueError naming `where`."""
-    from hatchlite.types import DesiredWorkerLabel
-
     if not labels:
         return ()
+    from hatchlite.types import DesiredWorkerLabel
+
     items: list[tuple[str | None, Any]] = (
         list(labels.items()) if isinstance(labels, dict) else [(None, lb) for lb in labels]
     )

@@ -17,7 +17,15 @@ from hatchlite.limits import RateLimitError, rate_limit_uses, run_variables
 from hatchlite.store import rate_limits as _rate_limits
 from hatchlite.store.concurrency import Limits
 from hatchlite.store.eviction import run_ended_txn
-from hatchlite.store.records import ACTIVE, Outcome, TaskEvent, WorkflowShape, marks
+from hatchlite.store.records import (
+    ACTIVE,
+    Outcome,
+    RunResult,
+    TaskEvent,
+    TaskRow,
+    WorkflowShape,
+    marks,
+)
 from hatchlite.store.shapes import ShapeCache
 
 logger = logging.getLogger("hatchlite")
@@ -50,6 +58,9 @@ class Settler:
         self.attempts: list[tuple[object, ...]] = []
         self.events: list[TaskEvent] = []
         self.cancelled_running: list[str] = []  # running task runs cancelled here
+        # Results of single-task runs this settler ended with an attempt's outcome: the
+        # step hands them to waiting callers without reading them back.
+        self.results: dict[str, RunResult] = {}
         self._limits: Limits | None = None
 
     @property
@@ -99,6 +110,20 @@ class Settler:
 
         self.guarded(lambda: self._finish(outcome), recover)
 
+    def finish_all(self, outcomes: list[Outcome]) -> None:
+        """`finish` each outcome: all in one savepoint, or, if one meets a definition
+        that changed under it, again one by one, each in its own."""
+
+        def settle_all() -> None:
+            for outcome in outcomes:
+                self._finish(outcome)
+
+        try:
+            self.attempt(settle_all)
+        except LookupError:
+            for outcome in outcomes:
+                self.finish(outcome)
+
     def guarded(self, work: Callable[[], None], recover: Callable[[LookupError], None]) -> None:
         """Do `work` in a savepoint. If it meets a definition that changed under it (a
         task or workflow no longer registered: a lookup fails), undo it and `recover`,
@@ -122,7 +147,7 @@ class Settler:
         conn = self.conn
         kept_events, kept_attempts = len(self.events), len(self.attempts)
         kept_running, kept_dags = len(self.cancelled_running), dict(self.touched_dags)
-        kept_finished = dict(self.finished_runs)
+        kept_finished, kept_results = dict(self.finished_runs), dict(self.results)
         conn.execute("SAVEPOINT attempt")
         try:
             result = work()
@@ -134,6 +159,7 @@ class Settler:
             del self.cancelled_running[kept_running:]
             self.touched_dags = kept_dags
             self.finished_runs = kept_finished
+            self.results = kept_results
             self._limits = None  # its caches may hold what was undone
             raise
         conn.execute("RELEASE attempt")
@@ -252,6 +278,19 @@ class Settler:
                 outcome.status,
                 outcome.task_id,
             )
+            if outcome.run_id in self.finished_runs and outcome.run_id not in self.touched_dags:
+                # The run was its one task: its result is what was just written.
+                row = TaskRow(
+                    outcome.task_id,
+                    outcome.task_name,
+                    outcome.status,
+                    outcome.output_json,
+                    outcome.error_json,
+                    outcome.retry_count,
+                )
+                self.results[outcome.run_id] = RunResult(
+                    outcome.run_id, outcome.workflow_name, outcome.status, False, [row]
+                )
 
     def after_terminal(
         self,

@@ -35,7 +35,9 @@ logger = logging.getLogger("hatchlite")
 # -- claim ---------------------------------------------------------------------------
 
 
-_CLAIM_PAGES = 8  # pages of one workflow's queue read past rows this worker leaves
+# Rows of one workflow's queue a claim reads at most, per slot it could fill: past rows
+# this worker leaves (another worker's routing, durable rows with no durable slot free).
+_CLAIM_READ_PER_SLOT = 32
 
 
 def claim_txn(
@@ -69,8 +71,10 @@ def claim_txn(
     picker = _Picker(conn, req, now, wall)
     batched = _claim_batches(conn, req, shapes, now, workflows, picker, settler)
     elsewhere = _Elsewhere(conn, wall)
-    page = limit * 4 + 16  # read past rows that may not fit (durable slots, slot_cost)
-    queues = [_Queue(conn, name, now, page) for name in workflows]
+    # The first page fits the slots most tasks take; pages grow while rows do not fit.
+    first = max(req.free_slots, 1) + 16
+    most = limit * _CLAIM_READ_PER_SLOT + 128
+    queues = [_Queue(conn, name, now, first, most) for name in workflows]
     heads = [(head[11], head[0], n) for n, q in enumerate(queues) if (head := q.head()) is not None]
     heapq.heapify(heads)
     while heads and not picker.done:
@@ -171,14 +175,16 @@ def _claim_batches(
 class _Queue:
     """One workflow's ready task runs, highest priority then longest ready first, read a
     page at a time (after the last row read: rows failed or claimed meanwhile do not
-    shift it)."""
+    shift it), each page four times the last, up to `most` rows in all."""
 
-    def __init__(self, conn: sqlite3.Connection, workflow_name: str, now: float, page: int):
+    def __init__(
+        self, conn: sqlite3.Connection, workflow_name: str, now: float, page: int, most: int
+    ):
         self.conn = conn
         self.workflow_name = workflow_name
         self.now = now
         self.page = page
-        self.pages = 0
+        self.left = most
         self.rows: list[tuple[Any, ...]] = []
         self.at = 0
         self.more = True
@@ -195,8 +201,9 @@ class _Queue:
         return row
 
     def _fetch(self) -> bool:
-        if not self.more or self.pages >= _CLAIM_PAGES:
+        if not self.more or self.left <= 0:
             return False
+        page = min(self.page, self.left)
         after, params = "", [self.workflow_name, self.now]
         if self.after is not None:
             priority, ready, seq = self.after
@@ -210,11 +217,12 @@ class _Queue:
                 WHERE status = 'QUEUED' AND held = 0 AND workflow_name = ?
                   AND available_at <= ? {after}
                 ORDER BY priority DESC, available_at, seq LIMIT ?""",
-            (*params, self.page),
+            (*params, page),
         ).fetchall()
         self.at = 0
-        self.pages += 1
-        self.more = len(self.rows) == self.page
+        self.left -= page
+        self.page *= 4
+        self.more = len(self.rows) == page
         if self.rows:
             last = self.rows[-1]
             self.after = (last[6], last[11], last[0])
