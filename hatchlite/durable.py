@@ -5,7 +5,8 @@ a child run, `_aio_memo`) is entry 1, 2, 3, ... of the task run's history, writt
 SQLite with its result. When the task runs again (after a crash, a restart, or a
 retry), the function starts from the top and each call returns its recorded result at
 once; the first call with no record runs live. A call that differs from its record
-raises `NonDeterminismError`. Waiting gives the worker slot back.
+raises `NonDeterminismError`. A waiting task keeps its durable slot until it is evicted
+(see scheduler/eviction.py); eviction frees the slot and the memory.
 """
 
 from __future__ import annotations
@@ -190,8 +191,8 @@ class DurableContext(Context):
         return _loads(await self._suspended(waited, node=node))
 
     async def aio_sleep_for(self, duration: Duration, label: str | None = None) -> SleepResult:
-        """Sleep durably: the wake-up time is stored, the slot is freed meanwhile, and a
-        restart resumes the sleep instead of starting it over."""
+        """Sleep durably: the wake-up time is stored (the task may be evicted
+        meanwhile, freeing its durable slot), and a restart resumes the sleep instead of starting it over."""
         delta = to_timedelta(duration, "duration")
         index = self._wait_index
         self._wait_index += 1

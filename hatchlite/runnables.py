@@ -276,7 +276,7 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         engine = self._client._engine
         if isinstance(parent, DurableContext):
             # A durable parent records the spawn, so a replay does not spawn again, and
-            # waits for the children without holding its slot.
+            # waits for the children as a durable wait (it may be evicted meanwhile).
             indexed = sum(1 for item in items if item.child_index is None)
             ids = await parent.spawn(
                 self.name, lambda: self._create(items, parent, bulk=bulk), indexed

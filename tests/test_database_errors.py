@@ -168,6 +168,30 @@ def test_store_errors_name_the_file_and_python_errors_stay_themselves(db_path: s
 
 
 @pytest.mark.timeout(30)
+def test_a_failing_batch_hook_fails_its_batch_not_the_database_thread(db_path: str) -> None:
+    db = Database(db_path)
+    db.open()
+    try:
+        calls = 0
+
+        def hook(conn: sqlite3.Connection) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("hook bug")
+
+        db.on_batch = hook
+        with pytest.raises(RuntimeError, match="hook bug"):
+            db.run_sync(lambda conn: conn.execute("INSERT INTO hatchlite_meta VALUES ('a', 'b')"))
+        # The thread lives on, and the failed batch wrote nothing.
+        assert db.run_sync(
+            lambda conn: conn.execute("SELECT count(*) FROM hatchlite_meta WHERE key = 'a'")
+        ).fetchone() == (0,)
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(30)
 async def test_a_full_disk_fails_every_job_of_the_batch_it_undid(db_path: str) -> None:
     db = Database(db_path)
     db.open()

@@ -856,7 +856,7 @@ async def test_waiting_tasks_release_their_durable_slots(db_path: str) -> None:
             refs = await waiter.aio_run_many_no_wait(
                 [waiter.create_bulk_run_item(Item(n=i)) for i in range(10)]
             )
-            # All 10 reach their wait on 2 durable slots: waiting gave each slot back.
+            # All 10 reach their wait on 2 durable slots: waiters are evicted to make room.
             await wait_until(lambda: pending_waits(db_path) == 10)
             assert query(db_path, "SELECT durable_slots FROM workers") == [(2,)]
             await client.event.aio_push("all:go", {"go": True})

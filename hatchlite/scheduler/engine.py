@@ -559,7 +559,8 @@ class Engine:
         )
 
     async def durable_wait(self, node: Node) -> str:
-        """Wait (holding no slot) until the durable entry `node` is satisfied."""
+        """Wait until the durable entry `node` is satisfied (the task keeps its durable slot
+        unless it is evicted)."""
         assert self.loop is not None
         future: asyncio.Future[str] = self.loop.create_future()
         self._suspended[node] = future

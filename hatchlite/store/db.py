@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import queue
 import shlex
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 
 from hatchlite.exceptions import DatabaseError
 from hatchlite.store.schema import APP_ID, LATEST_VERSION, MIGRATIONS
+
+logger = logging.getLogger("hatchlite")
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -213,7 +216,16 @@ class Database:
                         break
                     if nxt is not _KICK:
                         batch.append(nxt)
-                self._run_batch(conn, batch)
+                try:
+                    self._run_batch(conn, batch)
+                except Exception as exc:
+                    # A bug outside the jobs (the on_batch hook): it fails this batch's
+                    # jobs, not the thread, which would leave every later job waiting.
+                    logger.exception("hatchlite database thread: a batch failed")
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                    _resolve_all([(item, None, exc) for item in batch])
                 # Drop the jobs (and the data their closures hold) before waiting again.
                 del batch
                 item = nxt = None
