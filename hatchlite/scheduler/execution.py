@@ -281,10 +281,7 @@ class Execution:
             if task.is_async_function:
                 return await task.fn(value, ctx)
             call_context = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.worker.executor, call_context.run, task.fn, value, ctx
-            )
+            return await self.worker.executor.run(call_context.run, task.fn, value, ctx)
         finally:
             leave_task(ctx)
 
@@ -347,10 +344,7 @@ class Execution:
     async def _run_sync(self, call: Callable[[], T]) -> T:
         """Run a plain dependency function (or a context manager's enter or exit) on the
         worker's task threads, with this attempt's context variables."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.worker.executor, contextvars.copy_context().run, call
-        )
+        return await self.worker.executor.run(contextvars.copy_context().run, call)
 
     async def _run(self) -> None:
         outcomes: list[Outcome] = []
