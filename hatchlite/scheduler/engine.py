@@ -44,6 +44,7 @@ from hatchlite.store import (
     PushResult,
     RunResult,
     Store,
+    TriggerOutcome,
     TriggerResult,
     WorkerRow,
 )
@@ -95,6 +96,8 @@ class Engine:
         self._executions: dict[str, Execution] = {}
         self._timeouts = Deadlines(self._executions, lambda e, at: e.timeout_at == at)
         self._waiters = Watches()  # callers waiting for runs to end
+        # Callers' triggers for the next step to write (with its claims, in one commit).
+        self._triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]] = []
         self._suspended: dict[Node, asyncio.Future[str]] = {}
         # Durable waits for child runs, by child run id (told when the child ends).
         self._child_waits: dict[str, list[tuple[Execution, Wait]]] = {}
@@ -338,9 +341,19 @@ class Engine:
         await self.ensure_started()
         await self.register(workflows)
         unchecked = {run.workflow_name for run in runs} - self._served_here()
-        outcome = await self.store.trigger(
-            runs, self.clock.time(), check_served=unchecked, wall=time.time()
-        )
+        if self._main is not None and not self._main.done():
+            # The next step writes the runs and, in the same transaction, claims them
+            # for the local workers: one commit and one trip to the database thread
+            # fewer between a trigger and the start of its first task.
+            assert self.loop is not None
+            future: asyncio.Future[TriggerOutcome] = self.loop.create_future()
+            self._triggers.append((runs, unchecked, future))
+            self.wake()
+            outcome = await future
+        else:
+            outcome = await self.store.trigger(
+                runs, self.clock.time(), check_served=unchecked, wall=time.time()
+            )
         if outcome.finished_runs:
             self._deliver_later(list(outcome.finished_runs))
         self._abort_local(outcome.cancelled_running)
@@ -865,6 +878,7 @@ class Engine:
         check_running = list(self._executions) if external and self._executions else []
         check_durable = list(self._suspended) if external and self._suspended else []
         fire = self._fire_for() if self.workers else frozenset()
+        triggers, self._triggers = self._triggers, []
         try:
             result = await self.store.tick(
                 now,
@@ -883,14 +897,32 @@ class Engine:
                 clock=self.clock.time,
                 fire=fire,
                 fired_at=self._fired_at,
+                triggers=[(runs, check) for runs, check, _ in triggers],
             )
         except asyncio.CancelledError:
-            raise  # the job was submitted and runs to its end: re-queueing would double it
-        except Exception:
+            # The job was submitted and runs to its end: re-queueing would double it.
+            # Its triggers' callers cannot be told whether it committed.
+            for *_, future in triggers:
+                if not future.done():
+                    future.set_exception(
+                        EngineClosedError(f"the engine for {self.path} stopped during a trigger")
+                    )
+            raise
+        except Exception as exc:
             self._outcomes[:0] = outcomes  # the job rolled back: write them next time
             self._logs[:0] = logs
             self._chunks[:0] = chunks
+            for *_, future in triggers:  # rolled back too: their callers get the error
+                if not future.done():
+                    future.set_exception(exc)
             raise
+        for (*_, future), triggered in zip(triggers, result.triggered, strict=True):
+            if future.done():
+                continue  # the caller gave up waiting (its runs are written)
+            if isinstance(triggered, Exception):
+                future.set_exception(triggered)
+            else:
+                future.set_result(triggered)
         if outcomes or result.claimed or result.finished_runs:
             self._last_activity = time.monotonic()
         self._fired_at = now if fire else None

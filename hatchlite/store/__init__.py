@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from hatchlite.store import triggers as _triggers
 from hatchlite.store import views as _views
 from hatchlite.store import workers as _workers
 from hatchlite.store import workflows as _workflows
-from hatchlite.store.db import Database, DatabaseLockedError
+from hatchlite.store.db import Database, DatabaseLockedError, is_busy, translate_error
 from hatchlite.store.durable import ConditionSpec, EventIn, HistoryEntry, Node, StoredEvent
 from hatchlite.store.records import (
     ClaimedTask,
@@ -96,6 +96,10 @@ class TriggerOutcome:
     cancelled_running: list[str]  # running task runs a concurrency limit cancelled
 
 
+# Runs a caller triggers, and the workflows to look for a live worker of.
+TriggerRequest = tuple[list[NewRun], Collection[str]]
+
+
 class Store:
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -148,26 +152,59 @@ class Store:
         that ended at once (a zero sleep decided their first tasks; a concurrency limit
         cancelled them or others) and the running task runs a limit cancelled."""
 
-        def job(conn: sqlite3.Connection) -> TriggerOutcome:
-            settler = _settle.Settler(conn, self.shapes, now)
-            results = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
-            settler.close()
-            unserved: set[str] = set()
-            made = {
-                run.workflow_name
-                for run, r in zip(runs, results, strict=True)
-                if r.run_id == run.run_id
-            }
-            check = made.intersection(check_served)  # a run not created needs no worker
-            if check:
-                unserved = _runs.unserved_txn(conn, self.shapes, check, wall)
-            if unserved:
-                _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
-            return TriggerOutcome(
-                results, unserved, settler.finished_runs, settler.cancelled_running
-            )
+        return await self.db.run(
+            lambda conn: self._trigger_txn(conn, runs, now, check_served, wall)
+        )
 
-        return await self.db.run(job)
+    def _trigger_txn(
+        self,
+        conn: sqlite3.Connection,
+        runs: list[NewRun],
+        now: float,
+        check_served: Collection[str],
+        wall: float,
+    ) -> TriggerOutcome:
+        settler = _settle.Settler(conn, self.shapes, now)
+        results = _runs.trigger_txn(conn, runs, self.shapes, now, settler)
+        settler.close()
+        unserved: set[str] = set()
+        made = {
+            run.workflow_name
+            for run, r in zip(runs, results, strict=True)
+            if r.run_id == run.run_id
+        }
+        check = made.intersection(check_served)  # a run not created needs no worker
+        if check:
+            unserved = _runs.unserved_txn(conn, self.shapes, check, wall)
+        if unserved:
+            _runs.note_unserved_txn(conn, self.shapes, runs, results, unserved, now)
+        return TriggerOutcome(results, unserved, settler.finished_runs, settler.cancelled_running)
+
+    def _triggers_txn(
+        self,
+        conn: sqlite3.Connection,
+        triggers: Sequence[TriggerRequest],
+        now: float,
+        wall: float,
+    ) -> list[TriggerOutcome | Exception]:
+        """Callers' triggers taken into a step, each in a savepoint of its own: one that
+        fails (a key that fails, an idempotency collision) fails its caller alone."""
+        out: list[TriggerOutcome | Exception] = []
+        for runs, check_served in triggers:
+            conn.execute("SAVEPOINT trigger")
+            try:
+                out.append(self._trigger_txn(conn, runs, now, check_served, wall))
+            except sqlite3.Error as exc:
+                busy = isinstance(exc, sqlite3.OperationalError) and is_busy(exc)
+                if busy or not conn.in_transaction:
+                    raise  # the whole step waits and retries, or fails as one
+                conn.execute("ROLLBACK TO trigger")
+                out.append(translate_error(exc, self.path))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO trigger")
+                out.append(exc)
+            conn.execute("RELEASE trigger")
+        return out
 
     async def cancel(self, ids: list[str], now: float) -> tuple[dict[str, str], list[str]]:
         return await self.db.run(lambda conn: _runs.cancel_txn(conn, ids, self.shapes, now))
@@ -431,6 +468,7 @@ class Store:
         clock: Callable[[], float] | None = None,
         fire: Collection[str] = (),
         fired_at: float | None = None,
+        triggers: Sequence[TriggerRequest] = (),
     ) -> TickResult:
         """One scheduler step in one transaction: record finished attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
@@ -448,10 +486,12 @@ class Store:
         A step with nothing to write takes no write lock, so a process that only
         triggers and waits never blocks the workers.
         """
-        write = bool(outcomes or logs or chunks or claims or maintenance)
+        write = bool(outcomes or logs or chunks or claims or maintenance or triggers)
 
         def job(conn: sqlite3.Connection) -> TickResult:
             now = when if clock is None else max(when, clock())
+            # First, so that this step's claims can take the runs they create.
+            triggered = self._triggers_txn(conn, triggers, now, wall) if triggers else []
             paused = _workflows.paused_txn(conn) if claims or maintenance else {}
             settler = _settle.Settler(conn, self.shapes, now)
             durable: dict[Node, str] = {}
@@ -498,6 +538,7 @@ class Store:
                 ),
                 results={**results, **_runs.results_txn(conn, wanted)} if wanted else results,
                 durable=durable,
+                triggered=triggered,
             )
 
         return await self.db.run(job, write=write)

@@ -137,10 +137,11 @@ def flush_txn(
     the worker runs or takes other work (a suspect member waits for it to be idle)."""
     out: list[list[ClaimedTask]] = []
     groups = conn.execute(
-        """SELECT batch_key, count(*), min(available_at), max(lost_count) FROM task_runs
-           WHERE status = 'QUEUED' AND held = ? AND workflow_name = ? AND task_name = ?
-           GROUP BY batch_key ORDER BY min(available_at)""",
-        (BUFFERED, workflow, task),
+        f"""SELECT batch_key, count(*), min(available_at), max(lost_count) FROM task_runs
+            WHERE status = 'QUEUED' AND held = {BUFFERED} AND workflow_name = ?
+              AND task_name = ?
+            GROUP BY batch_key ORDER BY min(available_at)""",
+        (workflow, task),
     ).fetchall()
     for key, count, oldest, lost in groups:
         # A suspect (its worker died running it) goes alone at once: see _flush_one.
@@ -192,12 +193,12 @@ def _flush_one(
     busy: bool,
 ) -> list[ClaimedTask]:
     rows = conn.execute(
-        """SELECT seq, id, workflow_run_id, retry_count, priority, queued_at, lost_count
-           FROM task_runs
-           WHERE status = 'QUEUED' AND held = ? AND workflow_name = ? AND task_name = ?
-             AND batch_key IS ?
-           ORDER BY available_at, seq LIMIT ?""",
-        (BUFFERED, workflow, task, key, spec.max_size),
+        f"""SELECT seq, id, workflow_run_id, retry_count, priority, queued_at, lost_count
+            FROM task_runs
+            WHERE status = 'QUEUED' AND held = {BUFFERED} AND workflow_name = ?
+              AND task_name = ? AND batch_key IS ?
+            ORDER BY available_at, seq LIMIT ?""",
+        (workflow, task, key, spec.max_size),
     ).fetchall()
     suspects = [r for r in rows if r[6]]
     if suspects:

@@ -203,9 +203,9 @@ class Limits:
             return
         shape = self.settler.shapes.for_run(self.conn, run_id, row[0])
         for task_id, name in self.conn.execute(
-            """SELECT id, task_name FROM task_runs WHERE workflow_run_id = ?
-               AND status = 'QUEUED' AND held = ?""",
-            (run_id, HELD_BY_LIMIT),
+            f"""SELECT id, task_name FROM task_runs WHERE workflow_run_id = ?
+                AND status = 'QUEUED' AND held = {HELD_BY_LIMIT}""",
+            (run_id,),
         ).fetchall():
             if shape.task(name).concurrency:
                 self.ready(run_id, shape, name, task_id)
@@ -299,9 +299,9 @@ class Limits:
     def _unblock(self, task_id: str) -> None:
         """Let it be claimed, ready from now: it queues behind what was ready before."""
         self.conn.execute(
-            """UPDATE task_runs SET held = 0, available_at = max(available_at, ?)
-               WHERE id = ? AND status = 'QUEUED' AND held = ?""",
-            (self.settler.now, task_id, HELD_BY_LIMIT),
+            f"""UPDATE task_runs SET held = 0, available_at = max(available_at, ?)
+                WHERE id = ? AND status = 'QUEUED' AND held = {HELD_BY_LIMIT}""",
+            (self.settler.now, task_id),
         )
 
     def _has_rows(self, scope: str, owner_id: str) -> bool:

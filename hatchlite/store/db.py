@@ -59,7 +59,7 @@ class _Pending:
         self.loop = loop
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text
 
@@ -277,7 +277,7 @@ class Database:
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                if _is_busy(exc) and time.monotonic() < deadline:
+                if is_busy(exc) and time.monotonic() < deadline:
                     time.sleep(0.0005)
                     continue
                 error: BaseException = (
@@ -285,8 +285,8 @@ class Database:
                         f"database {self.path} stayed locked by another process for "
                         f"{LOCK_WAIT_SECONDS:.0f}s"
                     )
-                    if _is_busy(exc)
-                    else _translate(exc, self.path)
+                    if is_busy(exc)
+                    else translate_error(exc, self.path)
                 )
                 outcomes = [(item, None, error) for item in batch]
                 break
@@ -294,7 +294,7 @@ class Database:
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                outcomes = [(item, None, _translate(exc, self.path)) for item in batch]
+                outcomes = [(item, None, translate_error(exc, self.path)) for item in batch]
                 break
         self.batches += 1
         _resolve_all(outcomes)
@@ -319,13 +319,13 @@ class Database:
             try:
                 result = item.fn(conn)
             except sqlite3.Error as exc:
-                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                     raise  # the whole batch waits and retries
                 if wrote and not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error):
                     # the jobs before this one are undone too, so the batch fails as one.
                     raise
-                outcomes.append((item, None, _translate(exc, self.path)))
+                outcomes.append((item, None, translate_error(exc, self.path)))
                 self._undo_job(conn, item, use_savepoints)
             except Exception as exc:
                 outcomes.append((item, None, exc))  # a bug in store code: keep it as it is
@@ -391,7 +391,7 @@ def _settle_many(settled: list[tuple[asyncio.Future[Any], Any, BaseException | N
         _settle(future, result, error)
 
 
-# SQLite's primary result codes (an extended code's low byte) that `_translate` explains.
+# SQLite's primary result codes (an extended code's low byte) that `translate_error` explains.
 _PERM, _NOMEM, _READONLY, _IOERR, _CORRUPT = 3, 7, 8, 10, 11
 _FULL, _CANTOPEN, _PROTOCOL, _NOTADB, _NOLCK = 13, 14, 15, 26, 37
 _READONLY_DIRECTORY = 1544  # SQLITE_READONLY_DIRECTORY: cannot create a file beside it
@@ -460,7 +460,7 @@ def _read_only_folder_error(path: str, file: str) -> DatabaseError:
     )
 
 
-def _translate(exc: sqlite3.Error, path: str) -> DatabaseError:
+def translate_error(exc: sqlite3.Error, path: str) -> DatabaseError:
     """Say what an SQLite error means for the database file and what to do about it."""
     text = str(exc)
     code = getattr(exc, "sqlite_errorcode", None)
@@ -470,7 +470,7 @@ def _translate(exc: sqlite3.Error, path: str) -> DatabaseError:
         primary = next((c for needle, c in _CODE_BY_TEXT if needle in text), -1)
     file = _file_of(path)
     error: DatabaseError
-    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+    if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
         error = DatabaseLockedError(
             f"database {path} stayed locked by another process (SQLite: {text}); wait "
             f"for the process that holds it, or stop it"
@@ -505,7 +505,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             uri=path.startswith("file:"),
         )
     except sqlite3.Error as exc:
-        raise _translate(exc, path) from exc
+        raise translate_error(exc, path) from exc
     try:
         # Opening and migrating may wait for another process; once open, a busy batch is
         # retried by `_run_batch` with short sleeps, which keeps cross-process latency low
@@ -527,7 +527,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         conn.close()
-        raise _translate(exc, path) from exc
+        raise translate_error(exc, path) from exc
     except BaseException:
         conn.close()
         raise

@@ -167,16 +167,15 @@ def park_txn(
 def unpark_txn(conn: sqlite3.Connection, now: float) -> None:
     """Put back in the queue the task runs whose wait for a rate limit is over."""
     conn.execute(
-        """UPDATE task_runs SET held = 0
-           WHERE status = 'QUEUED' AND held = ? AND available_at <= ?""",
-        (PARKED, now),
+        f"""UPDATE task_runs SET held = 0
+            WHERE status = 'QUEUED' AND held = {PARKED} AND available_at <= ?""",
+        (now,),
     )
 
 
 def next_unpark(conn: sqlite3.Connection) -> float | None:
     row = conn.execute(
-        "SELECT min(available_at) FROM task_runs WHERE status = 'QUEUED' AND held = ?",
-        (PARKED,),
+        f"SELECT min(available_at) FROM task_runs WHERE status = 'QUEUED' AND held = {PARKED}"
     ).fetchone()
     return None if row[0] is None else float(row[0])
 

@@ -289,6 +289,8 @@ class TickResult:
     next_deadline: float | None
     results: dict[str, RunResult]  # results of watched runs that ended
     durable: dict[tuple[str, int], str] = field(default_factory=dict)  # waits satisfied
+    # What each trigger taken into the step gave: a TriggerOutcome, or its error.
+    triggered: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -391,9 +391,8 @@ def active_counts_txn(conn: sqlite3.Connection) -> dict[tuple[str, str, str], in
     out: dict[tuple[str, str, str], int] = {}
     for status in ("QUEUED", "RUNNING"):
         for wf, task, count in conn.execute(
-            """SELECT workflow_name, task_name, count(*) FROM task_runs WHERE status = ?
-               GROUP BY workflow_name, task_name""",
-            (status,),
+            f"""SELECT workflow_name, task_name, count(*) FROM task_runs
+                WHERE status = '{status}' GROUP BY workflow_name, task_name""",
         ):
             out[(wf, task, status)] = int(count)
     return out
