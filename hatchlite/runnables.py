@@ -181,10 +181,25 @@ class BaseWorkflow(WorkflowDefinition[TWorkflowInput]):
         desired_worker_labels: Any = None,
     ) -> WorkflowRunTriggerConfig:
         """One item for `run_many`; the input is validated now."""
-        opts = options or TriggerWorkflowOptions()
+        input_json = self.validate_input(input)
+        if options is None:  # the common case, without a copy of default options
+            label_specs(desired_worker_labels, f"workflow {self.name!r}: desired_worker_labels")
+            return WorkflowRunTriggerConfig(
+                workflow_name=self.name,
+                input=input_json,
+                options=TriggerWorkflowOptions(
+                    child_key=child_key,
+                    additional_metadata=dict(additional_metadata or {}),
+                    priority=check_priority(priority, self.name),
+                    desired_worker_id=desired_worker_id,
+                    sticky=sticky,
+                    desired_worker_label=desired_worker_labels or None,
+                ),
+                key=key,
+            )
+        opts = options
         labels = desired_worker_labels or opts.desired_worker_label
         label_specs(labels, f"workflow {self.name!r}: desired_worker_labels")  # checked now
-        input_json = self.validate_input(input)
         return WorkflowRunTriggerConfig(
             workflow_name=self.name,
             input=input_json,

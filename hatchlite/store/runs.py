@@ -49,6 +49,7 @@ def trigger_txn(
     run_rows: list[tuple[object, ...]] = []
     task_rows: list[tuple[object, ...]] = []
     created: set[str] = set()  # runs of this call (their rows are written below)
+    children = _Children(conn)
     for run in runs:
         # The caller's own definition when it has one (another process may have
         # registered another version last); else the registered one.
@@ -57,7 +58,7 @@ def trigger_txn(
         if run.parent_task_run_id is not None:
             # A child spawned before (same parent task, key or index) is that child:
             # found first, so a re-spawn neither collides with nor takes a key.
-            existing = _existing_child(conn, run)
+            existing = children.existing(run)
             if existing is not None:
                 results.append(TriggerResult(existing[0], True, existing[1]))
                 continue
@@ -93,10 +94,9 @@ def trigger_txn(
             hash_,
             now,
         )
+        run_rows.append(row)
         if run.parent_task_run_id is not None:
-            conn.execute(_INSERT_RUN, row)
-        else:
-            run_rows.append(row)
+            children.created(run)
         if shape.limited or shape.rate_limited:
             limited.append((run, shape))
         for task in shape.tasks.values():
@@ -184,30 +184,64 @@ def start_runs_txn(
     return out
 
 
-def _existing_child(conn: sqlite3.Connection, run: NewRun) -> tuple[str, str] | None:
-    """(id, status) of the child run spawned before with `run`'s identity, if any. One
-    of another workflow under that identity is a non-determinism error (as in Hatchet):
-    the parent spawned something else in that place before."""
-    identity = run.child_key if run.child_key is not None else f"index:{run.child_index}"
-    row = conn.execute(
-        """SELECT id, status, workflow_name FROM workflow_runs WHERE parent_task_run_id = ?
-           AND coalesce(child_key, 'index:' || child_index) = ?""",
-        (run.parent_task_run_id, identity),
-    ).fetchone()
-    if row is None:
-        return None
-    if row[2] != run.workflow_name:
+class _Children:
+    """The child runs each parent task spawned: those stored before (read once per
+    parent task) and those this trigger creates, by identity (child key, or index)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._by_parent: dict[str, dict[str, tuple[str, str, str]]] = {}
+
+    def _of(self, parent_task_run_id: str) -> dict[str, tuple[str, str, str]]:
+        known = self._by_parent.get(parent_task_run_id)
+        if known is None:
+            known = self._by_parent[parent_task_run_id] = {
+                identity: (run_id, status, workflow_name)
+                for run_id, status, workflow_name, identity in self.conn.execute(
+                    """SELECT id, status, workflow_name,
+                              coalesce(child_key, 'index:' || child_index)
+                       FROM workflow_runs WHERE parent_task_run_id = ?""",
+                    (parent_task_run_id,),
+                )
+            }
+        return known
+
+    def existing(self, run: NewRun) -> tuple[str, str] | None:
+        """(id, status) of the child run spawned before with `run`'s identity, if any.
+        One of another workflow under that identity is a non-determinism error (as in
+        Hatchet): the parent spawned something else in that place before."""
         assert run.parent_task_run_id is not None
-        what = f"child key {run.child_key!r}" if run.child_key else f"child index {run.child_index}"
-        raise NonDeterminismError(
-            run.parent_task_run_id,
-            0,
-            f"non-determinism: task run {run.parent_task_run_id} spawned a run of "
-            f"{run.workflow_name!r} with {what}, which it gave to a run of {row[2]!r} "
-            f"before ({row[0]})",
-            0,
+        found = self._of(run.parent_task_run_id).get(_identity(run))
+        if found is None:
+            return None
+        run_id, status, workflow_name = found
+        if workflow_name != run.workflow_name:
+            what = (
+                f"child key {run.child_key!r}"
+                if run.child_key
+                else f"child index {run.child_index}"
+            )
+            raise NonDeterminismError(
+                run.parent_task_run_id,
+                0,
+                f"non-determinism: task run {run.parent_task_run_id} spawned a run of "
+                f"{run.workflow_name!r} with {what}, which it gave to a run of "
+                f"{workflow_name!r} before ({run_id})",
+                0,
+            )
+        return run_id, status
+
+    def created(self, run: NewRun) -> None:
+        assert run.parent_task_run_id is not None
+        self._of(run.parent_task_run_id)[_identity(run)] = (
+            run.run_id,
+            "QUEUED",
+            run.workflow_name,
         )
-    return str(row[0]), str(row[1])
+
+
+def _identity(run: NewRun) -> str:
+    return run.child_key if run.child_key is not None else f"index:{run.child_index}"
 
 
 def _claim_idempotency_key(
