@@ -1,9 +1,13 @@
-"""Throughput and trigger-to-start latency of hatchlite, with Huey and DBOS as peers.
+"""Throughput and trigger-to-start latency of hatchlite, with Huey and DBOS as peers and
+the raw SQLite limit, plus the rest of issue 14's figures (keyed concurrency, fan-out,
+cross-process latency, cost of growth, memory per in-flight run), checked against the
+issue's targets.
+
+    python bench/throughput.py [--n N] [--reps R] [--peers/--no-peers] [--quick]
+        [--growth-runs N] [--growth-db PATH] [--memory-n N] [--profile] ...
 
 Every system runs no-op tasks on a fresh SQLite file in a temporary directory, on
 this machine, in this one invocation, so the printed ratios compare like with like.
-
-    python bench/throughput.py [--n N] [--peers/--no-peers] [--quick] [--profile]
 
 Definitions (the same for every system):
 
@@ -11,15 +15,16 @@ Definitions (the same for every system):
   trigger call to the last completion. hatchlite triggers all N runs with one
   `aio_run_many` and the clock stops when it has returned every result. A peer's clock
   stops when the body of its last task returns (results are fetched afterwards, untimed),
-  which favours the peers slightly.
+  which favours the peers slightly. Each throughput workload is timed R times
+  (workloads alternating, a fresh file each time) and reported as the median rate.
 * trigger-to-start latency: the delay between the trigger call and the task function
   starting, measured with `time.perf_counter()` in the same process. Runs are triggered
   one at a time (each waits for the previous run to finish), so this measures latency,
   not queueing; hatchlite is also measured with many concurrent callers ("under load").
 
-hatchlite runs in this process. Each peer runs in a child process of this script (so a
-peer that is missing, crashes or hangs is reported as skipped and the rest goes on);
-the child measures in-process exactly as hatchlite is measured here.
+hatchlite runs in this process; each peer in a child process (throughput_peers.py); the
+other figures come from throughput_scale.py, which reuses flow_control.py and
+cross_process.py; throughput_targets.py prints the issue's targets beside them.
 """
 
 from __future__ import annotations
@@ -28,9 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import importlib.metadata
-import importlib.util
-import json
 import os
 import platform
 import pstats
@@ -38,83 +40,48 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import throughput_scale
+from benchkit import (
+    Row,
+    Skip,
+    check,
+    latency_row,
+    progress,
+    repeated,
+    spread,
+    version,
+)
 from pydantic import BaseModel
+from throughput_peers import HUEY_WORKERS, run_peer
+from throughput_targets import print_targets
 
 import hatchlite
 from hatchlite import Context, EmptyModel, Hatchet, Standalone, Workflow
+from hatchlite.ids import new_id
 
 # -- defaults ------------------------------------------------------------------------
 
 DEFAULT_N = 5000  # hatchlite runs per throughput workload
 DEFAULT_LATENCY_N = 1000  # sequential runs per latency measurement
+DEFAULT_REPS = 3  # repetitions of each throughput workload
 QUICK_N = 1000
 QUICK_LATENCY_N = 200
+QUICK_REPS = 1
 LOAD_CALLERS = 32  # concurrent callers for "latency under load"
-HUEY_WORKERS = 4  # Huey consumer threads
-PEER_TIMEOUT = 180.0  # seconds before a peer's child process is given up on
-WAIT_TIMEOUT = 120.0  # seconds a peer workload may take before it counts as hung
-RESULT_MARKER = "BENCH-RESULT "
-
-
-@dataclass
-class Row:
-    """One measured workload."""
-
-    system: str
-    workload: str
-    n: int  # runs triggered
-    task_runs: int  # task runs completed (n x tasks per run)
-    seconds: float
-    key: str  # rows with the same key are compared with hatchlite's row of that key
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.task_runs / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Skip:
-    system: str
-    reason: str
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of `values` (0 < q <= 100)."""
-    if not values:
-        raise ValueError("no samples")
-    ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def latency_row(
-    system: str, workload: str, key: str, delays: Sequence[float], seconds: float
-) -> Row:
-    return Row(
-        system,
-        workload,
-        len(delays),
-        len(delays),
-        seconds,
-        key,
-        p50_ms=percentile(delays, 50) * 1000,
-        p99_ms=percentile(delays, 99) * 1000,
-    )
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
+FAN_OUT_CHILDREN = 10_000  # children spawned by one task
+DEFAULT_CROSS_N = 500  # cross-process runs, 1 at a time
+QUICK_CROSS_N = 100
+DEFAULT_GROWTH_RUNS = 1_000_000  # finished runs stored for the cost of growth
+QUICK_GROWTH_RUNS = 100_000
+DEFAULT_MEMORY_N = 20_000  # in-flight runs for the memory figure
+QUICK_MEMORY_N = 5_000
+RAW_MIN_N = 20_000  # task runs of the raw SQLite measurement, at least
 
 
 # -- hatchlite -----------------------------------------------------------------------
@@ -179,9 +146,9 @@ def define_chain(client: Hatchet, calls: list[None], sync: bool) -> Workflow[Emp
     return wf
 
 
-async def hatchlite_single(tmp: Path, n: int, sync: bool) -> Row:
+async def hatchlite_single(tmp: Path, n: int, sync: bool, rep: int = 0) -> Row:
     calls: list[None] = []
-    async with fresh_hatchet(tmp, f"single-{int(sync)}") as client:
+    async with fresh_hatchet(tmp, f"single-{int(sync)}-{rep}") as client:
         task: Standalone[Any, None] = client.task(name=f"noop_{'sync' if sync else 'async'}")(
             make_noop(calls, sync)
         )
@@ -201,9 +168,9 @@ async def hatchlite_single(tmp: Path, n: int, sync: bool) -> Row:
     )
 
 
-async def hatchlite_chain(tmp: Path, n: int, sync: bool) -> Row:
+async def hatchlite_chain(tmp: Path, n: int, sync: bool, rep: int = 0) -> Row:
     calls: list[None] = []
-    async with fresh_hatchet(tmp, f"chain-{int(sync)}") as client:
+    async with fresh_hatchet(tmp, f"chain-{int(sync)}-{rep}") as client:
         wf = define_chain(client, calls, sync)
         await wf.aio_run()
         calls.clear()
@@ -261,13 +228,14 @@ async def hatchlite_latency(tmp: Path, count: int, sync: bool, callers: int = 1)
 RAW_BATCH = 256  # task runs per transaction in the raw SQLite measurement
 
 
-def raw_sqlite(tmp: Path, n: int) -> Row:
+def raw_sqlite(tmp: Path, n: int, rep: int = 0) -> Row:
     """The floor a SQLite-backed engine stands on: what stdlib `sqlite3` does with the
     three writes a minimal engine needs per task run (insert it queued, claim it,
-    complete it with its output), group-committed RAW_BATCH at a time per transaction,
-    on one connection, WAL + synchronous=NORMAL as hatchlite ships, with a status
-    index; no Python engine around it."""
-    conn = sqlite3.connect(tmp / "raw.db", isolation_level=None)
+    complete it with its output), each write group-committed for RAW_BATCH task runs
+    (three transactions per group: an engine commits a trigger, a claim and a completion
+    apart), on one connection, WAL + synchronous=NORMAL as hatchlite ships, with a
+    status index and time-ordered ids as hatchlite's; no Python engine around it."""
+    conn = sqlite3.connect(tmp / f"raw-{rep}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(
@@ -276,7 +244,7 @@ def raw_sqlite(tmp: Path, n: int) -> Row:
                created_at REAL NOT NULL, started_at REAL, finished_at REAL)"""
     )
     conn.execute("CREATE INDEX task_runs_queued ON task_runs (status) WHERE status = 'QUEUED'")
-    ids = [str(uuid.uuid4()) for _ in range(n)]
+    ids = [new_id() for _ in range(n)]
     start = time.perf_counter()
     for at in range(0, n, RAW_BATCH):
         part = ids[at : at + RAW_BATCH]
@@ -314,15 +282,28 @@ def raw_sqlite(tmp: Path, n: int) -> Row:
     )
 
 
-async def hatchlite_suite(tmp: Path, n: int, latency_n: int) -> list[Row]:
-    rows = []
-    for sync in (False, True):
-        rows.append(await hatchlite_single(tmp, n, sync))
-        rows.append(await hatchlite_chain(tmp, n, sync))
+async def hatchlite_suite(tmp: Path, n: int, latency_n: int, reps: int) -> list[Row]:
+    """The four throughput workloads `reps` times, alternating (one row each, with every
+    repetition's rate), then the three latency measurements once."""
+    done: dict[str, list[Row]] = {}
+    for rep in range(reps):
+        for sync in (False, True):
+            for workload in (hatchlite_single, hatchlite_chain):
+                row = await workload(tmp, n, sync, rep)
+                done.setdefault(row.key, []).append(row)
+                progress(f"rep {rep + 1}: {row.workload}: {row.rate:,.0f} task-runs/s")
+    rows = [repeated(reps_rows) for reps_rows in done.values()]
     for sync in (False, True):
         rows.append(await hatchlite_latency(tmp, latency_n, sync))
     rows.append(await hatchlite_latency(tmp, 2 * latency_n, False, callers=LOAD_CALLERS))
     return rows
+
+
+def raw_limit(tmp: Path, n: int, reps: int) -> Row:
+    """`raw_sqlite` `reps` times: one row with every repetition's rate."""
+    rows = [raw_sqlite(tmp, n, rep) for rep in range(reps)]
+    progress(f"raw sqlite3 limit: {repeated(rows).rate:,.0f} task-runs/s")
+    return repeated(rows)
 
 
 # -- where hatchlite's time goes (--profile) --------------------------------------------
@@ -390,292 +371,28 @@ async def hatchlite_profile(tmp: Path, n: int, limit: int = 10) -> None:
             print(f"    {cum:7.3f} {tot:7.3f} {calls_n:8d}  {label}")
 
 
-# -- peers (each run in a child process: `--peer-worker NAME`) ------------------------
+# -- what to measure -------------------------------------------------------------------
 
 
-class Countdown:
-    """Counts task completions across threads; `done` is set at the last one."""
+@dataclass
+class Plan:
+    """What to measure, from the command line."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._left = 0
-        self.done = threading.Event()
-
-    def arm(self, count: int) -> None:
-        with self._lock:
-            self._left = count
-            self.done.clear()
-
-    def hit(self) -> None:
-        with self._lock:
-            self._left -= 1
-            if self._left == 0:
-                self.done.set()
-
-    def wait(self, what: str) -> None:
-        if not self.done.wait(WAIT_TIMEOUT):
-            raise TimeoutError(f"{what} did not finish in {WAIT_TIMEOUT:.0f}s")
-
-
-def huey_suite(tmp: Path, n: int, latency_n: int, errors: list[str]) -> list[Row]:
-    """Huey's SqliteHuey with a consumer of HUEY_WORKERS threads in this process."""
-    import logging
-
-    from huey import SqliteHuey
-
-    logging.getLogger("huey").setLevel(logging.WARNING)
-    huey = SqliteHuey(name="bench", filename=str(tmp / "huey.db"))
-    countdown = Countdown()
-    delays: list[float] = []
-
-    def noop_body(*args: object) -> int:
-        countdown.hit()
-        return 1
-
-    def stamp_body(t0: float) -> int:
-        delays.append(time.perf_counter() - t0)
-        countdown.hit()
-        return 1
-
-    noop: Any = huey.task(name="noop")(noop_body)  # huey is untyped
-    stamp: Any = huey.task(name="stamp")(stamp_body)
-
-    consumer = huey.create_consumer(
-        workers=HUEY_WORKERS, worker_type="thread", periodic=False, check_worker_health=False
-    )
-    consumer.start()
-    rows: list[Row] = []
-    label = f"{HUEY_WORKERS} threads"
-    try:
-        countdown.arm(1)
-        noop()
-        countdown.wait("warm-up")
-
-        def single() -> Row:
-            countdown.arm(n)
-            start = time.perf_counter()
-            results = [noop() for _ in range(n)]
-            countdown.wait("1-task runs")
-            seconds = time.perf_counter() - start
-            check(results[-1].get(blocking=True, timeout=30) == 1, "no result")
-            return Row("huey", f"1-task run, def ({label})", n, n, seconds, "single-sync")
-
-        def chain() -> Row:
-            countdown.arm(3 * n)
-            start = time.perf_counter()
-            for _ in range(n):
-                huey.enqueue(noop.s().then(noop).then(noop))
-            countdown.wait("3-task pipelines")
-            seconds = time.perf_counter() - start
-            return Row(
-                "huey",
-                f"3-task pipeline .then().then(), def ({label})",
-                n,
-                3 * n,
-                seconds,
-                "chain-sync",
-            )
-
-        def latency() -> Row:
-            for _ in range(5):  # warm up
-                countdown.arm(1)
-                stamp(time.perf_counter())
-                countdown.wait("warm-up")
-            delays.clear()
-            start = time.perf_counter()
-            for _ in range(latency_n):
-                countdown.arm(1)
-                stamp(time.perf_counter())
-                countdown.wait("latency run")
-            seconds = time.perf_counter() - start
-            return latency_row(
-                "huey",
-                f"trigger->start, 1 at a time, def ({label})",
-                "latency-sync",
-                delays,
-                seconds,
-            )
-
-        for workload in (single, chain, latency):
-            try:
-                rows.append(workload())
-            except Exception as exc:
-                errors.append(f"huey {workload.__name__}: {type(exc).__name__}: {exc}")
-    finally:
-        consumer.stop(graceful=True)
-    return rows
-
-
-def dbos_suite(tmp: Path, n: int, latency_n: int, errors: list[str]) -> list[Row]:
-    """DBOS Transact with its system database on SQLite, in this process."""
-    from dbos import DBOS
-
-    countdown = Countdown()
-    delays: list[float] = []
-
-    @DBOS.step()
-    def noop_step() -> int:
-        countdown.hit()
-        return 1
-
-    @DBOS.workflow()
-    def one_step() -> int:
-        return noop_step()
-
-    @DBOS.workflow()
-    def three_steps() -> int:
-        noop_step()
-        noop_step()
-        return noop_step()
-
-    @DBOS.workflow()
-    def stamp(t0: float) -> int:
-        delays.append(time.perf_counter() - t0)
-        return noop_step()
-
-    queue: Any = None
-    register_queue = getattr(DBOS, "register_queue", None)
-    if register_queue is None:  # dbos < 3.x declares queues before launch
-        from dbos import Queue
-
-        queue = Queue("hatchlite_bench")
-    config: Any = {
-        "name": "hatchlite-bench",
-        "system_database_url": f"sqlite:///{tmp / 'dbos.sqlite'}",
-        "run_admin_server": False,  # older dbos releases serve an admin HTTP port otherwise
-        "log_level": "WARNING",
-    }
-    DBOS(config=config)
-    rows: list[Row] = []
-    try:
-        DBOS.launch()
-        if register_queue is not None:
-            queue = register_queue("hatchlite_bench")
-        countdown.arm(1)
-        check(DBOS.start_workflow(one_step).get_result() == 1, "warm-up failed")
-
-        def single() -> Row:
-            countdown.arm(n)
-            start = time.perf_counter()
-            handles = [DBOS.start_workflow(one_step) for _ in range(n)]
-            countdown.wait("1-step workflows")
-            seconds = time.perf_counter() - start
-            check(all(h.get_result() == 1 for h in handles), "a workflow failed")
-            return Row(
-                "dbos", "1-step workflow, def (start_workflow)", n, n, seconds, "single-sync"
-            )
-
-        def queued() -> Row:
-            countdown.arm(n)
-            start = time.perf_counter()
-            handles = [queue.enqueue(one_step) for _ in range(n)]
-            countdown.wait("queued workflows")
-            seconds = time.perf_counter() - start
-            check(all(h.get_result() == 1 for h in handles), "a workflow failed")
-            return Row("dbos", "1-step workflow, def (Queue.enqueue)", n, n, seconds, "single-sync")
-
-        def chain() -> Row:
-            countdown.arm(3 * n)
-            start = time.perf_counter()
-            handles = [DBOS.start_workflow(three_steps) for _ in range(n)]
-            countdown.wait("3-step workflows")
-            seconds = time.perf_counter() - start
-            check(all(h.get_result() == 1 for h in handles), "a workflow failed")
-            return Row(
-                "dbos", "3-step workflow, def (start_workflow)", n, 3 * n, seconds, "chain-sync"
-            )
-
-        def latency() -> Row:
-            for _ in range(5):
-                countdown.arm(1)
-                DBOS.start_workflow(stamp, time.perf_counter()).get_result()
-            delays.clear()
-            start = time.perf_counter()
-            for _ in range(latency_n):
-                countdown.arm(1)
-                DBOS.start_workflow(stamp, time.perf_counter()).get_result()
-            seconds = time.perf_counter() - start
-            return latency_row(
-                "dbos",
-                "trigger->start, 1 at a time, def (start_workflow)",
-                "latency-sync",
-                delays,
-                seconds,
-            )
-
-        for workload in (single, queued, chain, latency):
-            try:
-                rows.append(workload())
-            except Exception as exc:
-                errors.append(f"dbos {workload.__name__}: {type(exc).__name__}: {exc}")
-    finally:
-        DBOS.destroy()
-    return rows
-
-
-PEERS: dict[str, tuple[str, str, Callable[[Path, int, int, list[str]], list[Row]]]] = {
-    # name: (module to import, pip package, suite)
-    "huey": ("huey", "huey", huey_suite),
-    "dbos": ("dbos", "dbos", dbos_suite),
-}
-
-
-def peer_worker(name: str, n: int, latency_n: int) -> int:
-    """Child-process entry: run one peer's suite and print its rows as JSON."""
-    errors: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-        rows = PEERS[name][2](Path(tmp), n, latency_n, errors)
-    print(RESULT_MARKER + json.dumps({"rows": [asdict(r) for r in rows], "errors": errors}))
-    sys.stdout.flush()
-    return 0
-
-
-def run_peer(name: str, n: int, latency_n: int) -> tuple[list[Row], list[Skip]]:
-    module, package, _ = PEERS[name]
-    if importlib.util.find_spec(module) is None:
-        return [], [Skip(name, f"not installed (pip install {package})")]
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--peer-worker",
-        name,
-        "--n",
-        str(n),
-        "--latency-n",
-        str(latency_n),
-    ]
-    print(f"  running {name} (N={n}, latency N={latency_n}) in a child process ...", flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PEER_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return [], [Skip(name, f"timed out after {PEER_TIMEOUT:.0f}s")]
-    payload = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            payload = json.loads(line[len(RESULT_MARKER) :])
-    if payload is None:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        reason = lines[-1].strip() if lines else f"exit code {proc.returncode}, no output"
-        return [], [Skip(name, f"failed: {reason}")]
-    rows = [Row(**r) for r in payload["rows"]]
-    return rows, [Skip(name, f"workload failed: {e}") for e in payload["errors"]]
+    n: int
+    latency_n: int
+    reps: int
+    peers: dict[str, tuple[int, int]]  # name: (N, latency N); empty with --no-peers
+    scale: throughput_scale.ScalePlan  # the other figures
 
 
 # -- report ----------------------------------------------------------------------------
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def print_table(rows: list[Row]) -> None:
     base = {r.key: r for r in rows if r.system == "hatchlite"}
     header = (
         f"{'system':<10} {'workload':<50} {'N':>6} {'seconds':>8} {'task-runs/s':>12} "
-        f"{'vs hatchlite':>12} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'vs hatchlite':>12} {'p50 ms':>8} {'p99 ms':>8} {'reps: min-max/s':>17}"
     )
     print(header)
     print("-" * len(header))
@@ -689,9 +406,10 @@ def print_table(rows: list[Row]) -> None:
             ratio = "-"
         p50 = f"{r.p50_ms:.2f}" if r.p50_ms is not None else ""
         p99 = f"{r.p99_ms:.2f}" if r.p99_ms is not None else ""
+        reps = f"{len(r.rates)}: {spread(r.rates)}" if len(r.rates) > 1 else ""
         print(
             f"{r.system:<10} {r.workload:<50} {r.n:>6} {r.seconds:>8.3f} {r.rate:>12,.0f} "
-            f"{ratio:>12} {p50:>8} {p99:>8}"
+            f"{ratio:>12} {p50:>8} {p99:>8} {reps:>17}"
         )
 
 
@@ -723,21 +441,132 @@ def print_summary(rows: list[Row]) -> None:
         print("\n".join(lines))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--n",
-        type=int,
-        default=None,
-        help=f"hatchlite runs per throughput workload (default {DEFAULT_N}, "
-        f"--quick {QUICK_N}); peers use at most 2000 (Huey) and 500 (DBOS)",
+# -- header and main ---------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU model, cores, memory and kernel of this machine."""
+    cpu, mem = platform.processor() or "unknown CPU", ""
+    with contextlib.suppress(OSError):
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in info.splitlines()
+                if ln.startswith("model name")
+            ),
+            cpu,
+        )
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        total = next(
+            ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")
+        )
+        mem = f", {int(total.split()[1]) / 2**20:.0f} GB RAM"
+    return (
+        f"{platform.machine()}, {cpu}, {os.cpu_count()} cores{mem}, "
+        f"{platform.system()} {platform.release()}"
     )
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine moves the figures."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def revision() -> str:
+    """The git commit of the hatchlite checkout, and whether hatchlite/ differs from it."""
+    root = Path(hatchlite.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "hatchlite"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "git: unknown"
+    return f"git {head}{', hatchlite/ modified' if dirty else ''}"
+
+
+def print_header(plan: Plan) -> None:
+    print(
+        f"hatchlite {version('hatchlite')} ({revision()}) | huey {version('huey')} | "
+        f"dbos {version('dbos')} | Python {platform.python_version()} | SQLite "
+        f"{sqlite3.sqlite_version}"
+    )
+    print(f"Machine: {machine()}; load average {load()} at the start")
+    print(
+        "Storage: a fresh SQLite file per workload, in a temp dir. Journal/sync as each "
+        "system ships: hatchlite WAL + synchronous=NORMAL; Huey WAL + SQLite's default "
+        "(FULL); DBOS rollback journal + default (FULL)."
+    )
+    peers = ", ".join(f"{name} N={n}" for name, (n, _) in plan.peers.items()) or "off"
+    more = plan.scale
+    growth = f"{more.growth_runs:,} stored runs" if more.growth_runs else "off"
+    if more.growth_db is not None:
+        growth += f" (file {more.growth_db})"
+    print(
+        f"Settings: N={plan.n:,} runs per throughput workload x {plan.reps} reps (median); "
+        f"latency N={plan.latency_n:,} (+{2 * plan.latency_n:,} over {LOAD_CALLERS} callers); "
+        f"raw SQLite N={max(plan.n, RAW_MIN_N):,}; peers: {peers} (Huey {HUEY_WORKERS} "
+        f"threads); keyed: N={more.n:,} over 1,000 keys; fan-out {more.fan_out:,} children; "
+        f"cross-process N={more.cross_n:,}; growth: {growth}, dispatch N={more.n:,}; memory: "
+        f"{more.memory_n:,} in-flight runs; hatchlite's implicit worker: 100 slots."
+    )
+
+
+COUNTS = {  # option: (default, with --quick, help)
+    "--n": (
+        DEFAULT_N,
+        QUICK_N,
+        "hatchlite runs per throughput workload, keyed and growth dispatch; peers use at "
+        "most 2000 (Huey) and 500 (DBOS)",
+    ),
+    "--latency-n": (
+        DEFAULT_LATENCY_N,
+        QUICK_LATENCY_N,
+        "sequential runs per hatchlite latency measurement",
+    ),
+    "--reps": (
+        DEFAULT_REPS,
+        QUICK_REPS,
+        "repetitions of each throughput workload; the median is reported",
+    ),
+    "--fan-out": (FAN_OUT_CHILDREN, FAN_OUT_CHILDREN, "children spawned by one task"),
+    "--cross-n": (DEFAULT_CROSS_N, QUICK_CROSS_N, "cross-process runs, 1 at a time; 0 skips"),
+    "--growth-runs": (
+        DEFAULT_GROWTH_RUNS,
+        QUICK_GROWTH_RUNS,
+        "finished runs stored for the cost of growth; 0 skips",
+    ),
+    "--memory-n": (
+        DEFAULT_MEMORY_N,
+        QUICK_MEMORY_N,
+        "in-flight runs for the memory figure; 0 skips",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    for name, (default, quick, help) in COUNTS.items():
+        parser.add_argument(
+            name, type=int, default=None, help=f"{help} (default {default:,}, --quick {quick:,})"
+        )
     parser.add_argument(
-        "--latency-n",
-        type=int,
+        "--growth-db",
+        type=Path,
         default=None,
-        help=f"sequential runs per hatchlite latency measurement "
-        f"(default {DEFAULT_LATENCY_N}, --quick {QUICK_LATENCY_N})",
+        help="build the growth database at this path and keep it; if it exists, reuse it "
+        "as it is (its finished runs are counted) instead of building",
     )
     parser.add_argument(
         "--peers",
@@ -751,63 +580,81 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also profile hatchlite (cProfile per thread) and print where its time goes",
     )
-    parser.add_argument("--peer-worker", choices=sorted(PEERS), help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespace]:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    count = {}
+    for name, (default, quick, _) in COUNTS.items():
+        given = getattr(args, name[2:].replace("-", "_"))
+        count[name] = given if given is not None else (quick if args.quick else default)
+    if min(count[k] for k in ("--n", "--latency-n", "--reps", "--fan-out")) < 1:
+        parser.error("--n, --latency-n, --reps and --fan-out must be positive")
+    if min(count[k] for k in ("--cross-n", "--growth-runs", "--memory-n")) < 0:
+        parser.error("--cross-n, --growth-runs and --memory-n must not be negative")
+    n, reps, latency_n = count["--n"], count["--reps"], count["--latency-n"]
+    peers = {}
+    if args.peers:
+        # Peers are slower: cap their N so the whole script stays within minutes.
+        latency = min(latency_n, 50 if args.quick else 100)
+        peers = {
+            "huey": (min(n, 500 if args.quick else 2000), latency),
+            "dbos": (min(n, 150 if args.quick else 500), latency),
+        }
+    more = throughput_scale.ScalePlan(
+        n=n,
+        reps=reps,
+        fan_out=count["--fan-out"],
+        cross_n=count["--cross-n"],
+        growth_runs=count["--growth-runs"],
+        growth_db=args.growth_db,
+        memory_n=count["--memory-n"],
+    )
+    return Plan(n, latency_n, reps, peers, more), args
 
-    n = args.n or (QUICK_N if args.quick else DEFAULT_N)
-    latency_n = args.latency_n or (QUICK_LATENCY_N if args.quick else DEFAULT_LATENCY_N)
-    if args.peer_worker:
-        return peer_worker(args.peer_worker, n, latency_n)
-    if n < 1 or latency_n < 1:
-        parser.error("--n and --latency-n must be positive")
 
+def main(argv: Sequence[str] | None = None) -> int:
+    plan, args = parse_args(argv)
     began = time.perf_counter()
-    print(
-        f"hatchlite {version('hatchlite')} | huey {version('huey')} | dbos {version('dbos')} "
-        f"| Python {platform.python_version()} | SQLite {sqlite3.sqlite_version} | "
-        f"{platform.machine()}, {os.cpu_count()} cores"
-    )
-    print(
-        "Storage: a fresh SQLite file per workload, in a temp dir. Journal/sync as each "
-        "system ships: hatchlite WAL + synchronous=NORMAL; Huey WAL + SQLite's default "
-        "(FULL); DBOS rollback journal + default (FULL)."
-    )
+    print_header(plan)
     rows: list[Row] = []
     skips: list[Skip] = []
-    with tempfile.TemporaryDirectory(prefix="bench-hatchlite-") as tmp:
-        print(f"  running hatchlite (N={n}, latency N={latency_n}) in this process ...", flush=True)
-        rows += asyncio.run(hatchlite_suite(Path(tmp), n, latency_n))
-        rows.append(raw_sqlite(Path(tmp), max(n, 20_000)))
-    if args.peers:
-        # Peers are slower: cap their N so the whole script stays near a minute.
-        cap_latency = min(latency_n, 50 if args.quick else 100)
-        plan = {
-            "huey": (min(n, 500 if args.quick else 2000), cap_latency),
-            "dbos": (min(n, 150 if args.quick else 500), cap_latency),
-        }
-        for name, (peer_n, peer_latency_n) in plan.items():
-            peer_rows, peer_skips = run_peer(name, peer_n, peer_latency_n)
-            rows += peer_rows
-            skips += peer_skips
-    else:
+    with tempfile.TemporaryDirectory(prefix="bench-hatchlite-") as tmp_name:
+        tmp = Path(tmp_name)
+        progress(f"hatchlite (N={plan.n} x {plan.reps} reps, latency N={plan.latency_n}) ...")
+        rows += asyncio.run(hatchlite_suite(tmp, plan.n, plan.latency_n, plan.reps))
+        rows.append(raw_limit(tmp, max(plan.n, RAW_MIN_N), plan.reps))
+        more = throughput_scale.measure_all(tmp, plan.scale, skips)
+    for name, (peer_n, peer_latency_n) in plan.peers.items():
+        peer_rows, peer_skips = run_peer(name, peer_n, peer_latency_n, plan.reps)
+        rows += peer_rows
+        skips += peer_skips
+    if not plan.peers:
         skips.append(Skip("peers", "--no-peers"))
 
     print()
     print_table(rows)
     print(
         "\ntask-runs/s: task runs completed per second of wall time, first trigger to last "
-        "completion (a 3-task run counts 3).\nvs hatchlite: this row's task-runs/s / "
-        "hatchlite's on the matching workload (peers run sync `def` tasks in threads, so "
-        "they are compared with hatchlite's `def` rows).\np50/p99: trigger call -> task "
-        "function start, in-process perf_counter; 'seconds' there is the whole sequence."
+        f"completion (a 3-task run counts 3); the median of {plan.reps} repetition(s) "
+        "(seconds: the median too; reps: the slowest and fastest).\nvs hatchlite: this row's "
+        "task-runs/s / hatchlite's on the matching workload (peers run sync `def` tasks in "
+        "threads, so they are compared with hatchlite's `def` rows).\np50/p99: trigger call "
+        "-> task function start, in-process perf_counter; 'seconds' there is the whole "
+        "sequence (one, not repeated)."
     )
     print_summary(rows)
+    unlimited = next((r for r in rows if r.system == "hatchlite" and r.key == "single-async"), None)
+    throughput_scale.print_all(more, plan.scale, unlimited.rate if unlimited else None)
+    print_targets(rows, more, plan.reps, LOAD_CALLERS)
     for skip in skips:
         print(f"skipped: {skip.system}: {skip.reason}")
     if args.profile:
-        with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-            asyncio.run(hatchlite_profile(Path(tmp), n))
-    print(f"\ntotal wall time {time.perf_counter() - began:.1f}s")
+        with tempfile.TemporaryDirectory(prefix="bench-profile-") as profile_tmp:
+            asyncio.run(hatchlite_profile(Path(profile_tmp), plan.n))
+    print(f"\ntotal wall time {time.perf_counter() - began:.1f}s; load average {load()} at the end")
     return 0
 
 
