@@ -200,7 +200,7 @@ async def main() -> None:
     for scenario in SCENARIOS:
         median = statistics.median(rates[scenario.name])
         base = statistics.median(rates[scenario.baseline])
-        count = statistics.median(calls[scenario.name])
+        count = int(statistics.median(calls[scenario.name]))
         print(
             f"{scenario.name:<30} {size(scenario):>7} {median:>9,.0f} {median / base:>13.2f}x "
             f"{count:>7,.0f}"

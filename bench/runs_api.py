@@ -48,6 +48,7 @@ from hatchlite import (
     Standalone,
     V1TaskStatus,
     Workflow,
+    WorkflowRunTriggerConfig,
 )
 from hatchlite.store import views
 from hatchlite.store.shapes import ShapeCache
@@ -154,7 +155,8 @@ def build_batches(
     for batch in range(batches):
         size = min(BATCH, n - i)
         cancel = min(CANCELLED_PER_BATCH, size // 100)
-        singles, dags = [], []
+        singles: list[WorkflowRunTriggerConfig] = []
+        dags: list[WorkflowRunTriggerConfig] = []
         for j in range(i, i + size - cancel):
             job = Job(i=j, fail=j % FAIL_EVERY == 1)
             kinds["failed"] += job.fail
@@ -229,7 +231,7 @@ def measure(call: Callable[[], Any], reps: int) -> Timing:
         start = time.perf_counter()
         call()
         samples.append((time.perf_counter() - start) * 1000)
-    rows = len(result.rows) if hasattr(result, "rows") else None
+    rows = len(result.rows) if result is not None and hasattr(result, "rows") else None
     return Timing(percentile(samples, 50), percentile(samples, 95), rows)
 
 

@@ -118,7 +118,7 @@ async def _until_completed(path: str, runs: int) -> None:
         conn.close()
 
 
-def _fire_workflow(client: Hatchet) -> Workflow:
+def _fire_workflow(client: Hatchet) -> Workflow[Item]:
     wf = client.workflow(name="fire", input_validator=Item)
     wf.task(name="noop")(_noop)
     return wf
