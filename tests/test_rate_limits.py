@@ -599,6 +599,24 @@ def test_definition_errors(hatchet: Hatchet) -> None:
     assert [t.name for t in wf.tasks] == []
 
 
+async def test_a_failing_trigger_fails_its_caller_alone(env: Env) -> None:
+    """Triggers that arrive together are written by one engine step, each in a savepoint
+    of its own: the one that fails stores nothing, the others run."""
+    h, db = env.hatchet, env.db
+    unknown = limited_task(h, "bad_key", RateLimit(static_key="never-put"))
+    fine = limited_task(h, "fine")
+    await fine.aio_run(Job(n=0))  # registered and served: the three meet in one step
+    outcomes = await asyncio.gather(
+        fine.aio_run(Job(n=1)),
+        unknown.aio_run(Job(n=2)),
+        fine.aio_run(Job(n=3)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == {"n": 1} and outcomes[2] == {"n": 3}
+    assert isinstance(outcomes[1], RateLimitError)
+    assert query(db, "SELECT count(*) FROM workflow_runs WHERE workflow_name = 'bad_key'") == [(0,)]
+
+
 async def test_trigger_errors_store_nothing(env: Env) -> None:
     h, db = env.hatchet, env.db
     unknown = limited_task(h, "unknown_key", RateLimit(static_key="never-put"))

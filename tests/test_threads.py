@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import wait
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,75 @@ def test_the_threads_are_daemons_and_shutdown_cancels_queued_work() -> None:
     assert running.result(timeout=5) is True
     with pytest.raises(RuntimeError):
         pool.submit(lambda: 1)
+
+
+# -- results handed to an event loop (`TaskThreadPool.run`) ------------------------------
+
+
+async def test_results_finished_together_wake_the_loop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = TaskThreadPool(4, "t")
+    loop = asyncio.get_running_loop()
+    wakeups = 0
+    threadsafe = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return threadsafe(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    finished = threading.Semaphore(0)
+
+    def square(n: int) -> int:
+        finished.release()
+        return n * n
+
+    futures = [pool.run(square, n) for n in range(20)]
+    for _ in range(20):  # the loop is held here while every call ends
+        assert finished.acquire(timeout=5)
+    inbox = pool._inboxes[loop]
+    deadline = time.monotonic() + 5
+    while len(inbox._results) < 20 and time.monotonic() < deadline:
+        time.sleep(0.001)  # each thread hands its result over just after `finished`
+    assert await asyncio.gather(*futures) == [n * n for n in range(20)]
+    assert wakeups == 1
+
+
+async def test_a_call_cancelled_before_a_thread_takes_it_never_runs() -> None:
+    pool = TaskThreadPool(1, "t")
+    gate = threading.Event()
+    ran: list[str] = []
+    blocking = pool.run(gate.wait, 5)
+    skipped = pool.run(ran.append, "skipped")
+    skipped.cancel()
+    gate.set()
+    assert await blocking is True
+    assert await pool.run(ran.append, "after") is None  # one thread, in order
+    assert ran == ["after"]
+
+
+async def test_a_base_exception_reaches_the_awaiting_task() -> None:
+    pool = TaskThreadPool(1, "t")
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await pool.run(interrupt)
+    assert await pool.run(lambda: 1) == 1
+
+
+def test_a_result_for_a_closed_loop_is_dropped_and_the_thread_goes_on() -> None:
+    pool = TaskThreadPool(1, "t")
+    gate = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        pool.run(gate.wait, 5)  # its loop is gone before it ends
+
+    loop.run_until_complete(start())
+    loop.close()
+    gate.set()
+    assert pool.submit(lambda: "still serving").result(timeout=5) == "still serving"
