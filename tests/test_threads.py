@@ -112,7 +112,7 @@ async def test_a_call_cancelled_before_a_thread_takes_it_never_runs() -> None:
     skipped.cancel()
     gate.set()
     assert await blocking is True
-    assert await pool.run(ran.append, "after") is None  # one thread, in order
+    await pool.run(ran.append, "after")  # one thread, in order
     assert ran == ["after"]
 
 
