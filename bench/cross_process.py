@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchkit import percentile
 from pydantic import BaseModel
 
 from hatchlite import Context, Hatchet, Standalone
@@ -101,15 +102,6 @@ def serve(db: str, slots: int) -> int:
 
 
 # -- measuring -----------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of `values` (0 < q <= 100)."""
-    if not values:
-        raise ValueError("no samples")
-    ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass
