@@ -680,3 +680,83 @@ async def test_a_suspect_durable_task_waiting_for_its_child_lets_the_child_run(
         worker.stop()
         await serving
         await client.aio_close()
+
+
+# -- triggers written by the engine's step ---------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.005])
+async def test_triggers_racing_a_close_are_told_what_was_stored(
+    tmp_path: Path, delay: float
+) -> None:
+    """A caller is told its trigger failed only if nothing of it was stored: the step
+    that writes triggers runs to its end even when the close cancels it."""
+    db = str(tmp_path / f"race-{delay}.db")
+    client = Hatchet(db=db)
+
+    @client.task(name="short")
+    async def short(input: EmptyModel, ctx: Context) -> None:
+        await asyncio.sleep(0.01)
+
+    await short.aio_run()
+
+    async def trigger() -> str | None:
+        try:
+            return (await short.aio_run_no_wait()).workflow_run_id
+        except Exception:
+            return None
+
+    callers = [asyncio.create_task(trigger()) for _ in range(50)]
+    await asyncio.sleep(delay)
+    await client.aio_close()
+    told = await asyncio.wait_for(asyncio.gather(*callers), 10)
+    stored = {row[0] for row in query(db, "SELECT id FROM workflow_runs")}
+    created = [run_id for run_id in told if run_id is not None]
+    assert set(created) <= stored
+    assert len(stored) - 1 == len(created)  # the first run, then one per caller told so
+
+
+@pytest.mark.timeout(60)
+async def test_a_trigger_whose_caller_left_still_cancels_what_its_limit_cancels(
+    tmp_path: Path,
+) -> None:
+    """CANCEL_IN_PROGRESS: the trigger of a caller cancelled while it waits for the step
+    still stops the running task its limit cancelled, here, at once."""
+    import threading
+
+    from hatchlite import ConcurrencyExpression, ConcurrencyLimitStrategy
+
+    client = Hatchet(db=str(tmp_path / "limit.db"))
+    started = threading.Semaphore(0)
+    stopped = threading.Semaphore(0)
+
+    @client.task(
+        name="newest_wins",
+        concurrency=ConcurrencyExpression(
+            expression="'one'",
+            max_runs=1,
+            limit_strategy=ConcurrencyLimitStrategy.CANCEL_IN_PROGRESS,
+        ),
+    )
+    async def newest_wins(input: EmptyModel, ctx: Context) -> None:
+        started.release()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.release()
+            raise
+
+    try:
+        for _ in range(5):
+            await newest_wins.aio_run_no_wait()
+            assert await asyncio.to_thread(started.acquire, True, 10)
+            caller = asyncio.create_task(newest_wins.aio_run_no_wait())
+            await asyncio.sleep(0)  # the trigger is on its way to the step
+            caller.cancel()
+            assert await asyncio.to_thread(stopped.acquire, True, 10), "kept running"
+            assert await asyncio.to_thread(started.acquire, True, 10)  # the newest runs
+            await client.runs.aio_bulk_cancel_by_filters_with_pagination()  # tidy
+            assert await asyncio.to_thread(stopped.acquire, True, 10)
+    finally:
+        await client.aio_close()

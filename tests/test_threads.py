@@ -139,3 +139,19 @@ def test_a_result_for_a_closed_loop_is_dropped_and_the_thread_goes_on() -> None:
     loop.close()
     gate.set()
     assert pool.submit(lambda: "still serving").result(timeout=5) == "still serving"
+
+
+async def test_a_stop_iteration_fails_its_call_alone() -> None:
+    """An asyncio future refuses StopIteration: it arrives as a RuntimeError, and the
+    results handed over with it still arrive."""
+    pool = TaskThreadPool(2, "t")
+
+    def stop() -> None:
+        raise StopIteration
+
+    outcomes = await asyncio.gather(
+        pool.run(lambda: 1), pool.run(stop), pool.run(lambda: 3), return_exceptions=True
+    )
+    assert outcomes[0] == 1 and outcomes[2] == 3
+    assert isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[1].__cause__, StopIteration)

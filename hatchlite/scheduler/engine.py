@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import time
@@ -49,7 +50,7 @@ from hatchlite.store import (
     WorkerRow,
 )
 from hatchlite.store.durable import HistoryRow
-from hatchlite.store.records import TERMINAL, ClaimedTask, shape_to_json
+from hatchlite.store.records import TERMINAL, ClaimedTask, TickResult, shape_to_json
 from hatchlite.store.shapes import shape_hash
 from hatchlite.store.streams import Chunk, ChunkIn
 from hatchlite.types import JSONMap
@@ -349,18 +350,48 @@ class Engine:
             future: asyncio.Future[TriggerOutcome] = self.loop.create_future()
             self._triggers.append((runs, unchecked, future))
             self.wake()
-            outcome = await future
-        else:
-            outcome = await self.store.trigger(
-                runs, self.clock.time(), check_served=unchecked, wall=time.time()
+            return (await future).results  # `_triggers_done` has done the rest
+        outcome = await self.store.trigger(
+            runs, self.clock.time(), check_served=unchecked, wall=time.time()
+        )
+        self._after_trigger(outcome)
+        return outcome.results
+
+    def _triggers_done(
+        self,
+        triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]],
+        tick: asyncio.Future[TickResult],
+    ) -> None:
+        """The step's job ended: each trigger it took gets its outcome (or the error
+        that rolled the job back), whether or not its caller still waits."""
+        if tick.cancelled():
+            error: BaseException | None = EngineClosedError(
+                f"the engine for {self.path} stopped during a trigger"
             )
+        else:
+            error = tick.exception()
+        for n, (*_, future) in enumerate(triggers):
+            triggered = error if error is not None else tick.result().triggered[n]
+            if not isinstance(triggered, BaseException):
+                self._after_trigger(triggered)
+            if future.done():
+                continue  # the caller gave up waiting
+            if isinstance(triggered, BaseException):
+                future.set_exception(triggered)
+            else:
+                future.set_result(triggered)
+
+    def _after_trigger(self, outcome: TriggerOutcome) -> None:
+        """What a trigger's transaction did beyond creating runs: runs it ended at once,
+        running tasks a concurrency limit cancelled, workflows no worker serves."""
+        if self._closed:
+            return
         if outcome.finished_runs:
             self._deliver_later(list(outcome.finished_runs))
         self._abort_local(outcome.cancelled_running)
         self._warn_unserved(outcome.unserved, "was triggered")
         self._last_activity = time.monotonic()
         self.wake()
-        return outcome.results
 
     async def _sync_running(self) -> None:
         """Stop executions here whose task runs were cancelled in the store by a step
@@ -879,50 +910,37 @@ class Engine:
         check_durable = list(self._suspended) if external and self._suspended else []
         fire = self._fire_for() if self.workers else frozenset()
         triggers, self._triggers = self._triggers, []
+        tick = self.store.tick(
+            now,
+            outcomes,
+            logs,
+            chunks,
+            claims,
+            self._waiters,
+            check_runs,
+            check_running,
+            check_durable,
+            # Engines without workers write only when a stored deadline is due.
+            maintenance=bool(self.workers)
+            or (self._store_deadline is not None and self._store_deadline <= now),
+            wall=time.time(),
+            clock=self.clock.time,
+            fire=fire,
+            fired_at=self._fired_at,
+            triggers=[(runs, check) for runs, check, _ in triggers],
+        )
+        # The job was submitted and runs to its end, even if this step is cancelled (the
+        # engine closing): its triggers' callers are told what it did when it ends.
+        tick.add_done_callback(functools.partial(self._triggers_done, triggers))
         try:
-            result = await self.store.tick(
-                now,
-                outcomes,
-                logs,
-                chunks,
-                claims,
-                self._waiters,
-                check_runs,
-                check_running,
-                check_durable,
-                # Engines without workers write only when a stored deadline is due.
-                maintenance=bool(self.workers)
-                or (self._store_deadline is not None and self._store_deadline <= now),
-                wall=time.time(),
-                clock=self.clock.time,
-                fire=fire,
-                fired_at=self._fired_at,
-                triggers=[(runs, check) for runs, check, _ in triggers],
-            )
+            result = await asyncio.shield(tick)
         except asyncio.CancelledError:
-            # The job was submitted and runs to its end: re-queueing would double it.
-            # Its triggers' callers cannot be told whether it committed.
-            for *_, future in triggers:
-                if not future.done():
-                    future.set_exception(
-                        EngineClosedError(f"the engine for {self.path} stopped during a trigger")
-                    )
-            raise
-        except Exception as exc:
+            raise  # re-queueing the outcomes would write them twice
+        except Exception:
             self._outcomes[:0] = outcomes  # the job rolled back: write them next time
             self._logs[:0] = logs
             self._chunks[:0] = chunks
-            for *_, future in triggers:  # rolled back too: their callers get the error
-                if not future.done():
-                    future.set_exception(exc)
             raise
-        for (*_, future), triggered in zip(triggers, result.triggered, strict=True):
-            if future.done():
-                continue  # the caller gave up waiting (its runs are written)
-            if isinstance(triggered, Exception):
-                future.set_exception(triggered)
-            else:
-                future.set_result(triggered)
         if outcomes or result.claimed or result.finished_runs:
             self._last_activity = time.monotonic()
         self._fired_at = now if fire else None

@@ -69,6 +69,10 @@ class _LoopWorkItem:
             return _nothing
         try:
             result = self.fn(*self.args)
+        except StopIteration as exc:  # an asyncio future refuses it, as a coroutine does
+            error = RuntimeError(f"the function raised StopIteration: {exc!r}")
+            error.__cause__ = exc
+            return functools.partial(self.inbox.put, self.future, None, error)
         except BaseException as exc:  # a task's KeyboardInterrupt or SystemExit included
             return functools.partial(self.inbox.put, self.future, None, exc)
         return functools.partial(self.inbox.put, self.future, result, None)
@@ -98,10 +102,13 @@ class _Inbox:
         for future, result, error in results:
             if future.done():
                 continue  # cancelled meanwhile (a timeout, a cancel)
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            try:
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+            except Exception as exc:  # one result the future refuses spoils no other
+                future.set_exception(RuntimeError(f"a task thread's result was refused: {exc}"))
 
 
 class TaskThreadPool(Executor):

@@ -6,6 +6,7 @@ database thread (see `db.py`), so concurrent callers share transactions.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -452,7 +453,7 @@ class Store:
 
     # -- the scheduler's step ----------------------------------------------------
 
-    async def tick(
+    def tick(
         self,
         when: float,
         outcomes: list[Outcome],
@@ -469,8 +470,10 @@ class Store:
         fire: Collection[str] = (),
         fired_at: float | None = None,
         triggers: Sequence[TriggerRequest] = (),
-    ) -> TickResult:
-        """One scheduler step in one transaction: record finished attempts and logs,
+    ) -> asyncio.Future[TickResult]:
+        """Submit one scheduler step, one transaction (await the future for its result;
+        the job runs to its end whatever happens to the awaiting task): record finished
+        attempts and logs,
         cancel tasks past their schedule timeout, claim ready tasks for each worker.
         With `clock`, the step's time is read once the transaction holds the write lock
         (so a claim never starts before the end, committed by another process, that
@@ -541,7 +544,7 @@ class Store:
                 triggered=triggered,
             )
 
-        return await self.db.run(job, write=write)
+        return self.db.submit(job, write=write)
 
     # -- durable history and events -------------------------------------------------
 
