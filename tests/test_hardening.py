@@ -760,3 +760,35 @@ async def test_a_trigger_whose_caller_left_still_cancels_what_its_limit_cancels(
             assert await asyncio.to_thread(stopped.acquire, True, 10)
     finally:
         await client.aio_close()
+
+
+@pytest.mark.timeout(60)
+async def test_triggers_are_written_while_engine_steps_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step that keeps failing (a bug) never keeps a caller's trigger waiting for it."""
+    from hatchlite.scheduler.engine import Engine
+
+    client = Hatchet(db=str(tmp_path / "failing.db"))
+
+    @client.task(name="stored")
+    async def stored(input: EmptyModel, ctx: Context) -> None:
+        return None
+
+    await stored.aio_run()  # started, registered, served
+
+    def broken(self: Engine) -> frozenset[str]:
+        raise RuntimeError("a bug in the step")
+
+    monkeypatch.setattr(Engine, "_fire_for", broken)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="hatchlite"):
+            refs = await asyncio.wait_for(
+                asyncio.gather(*(stored.aio_run_no_wait() for _ in range(5))), 10
+            )
+        ids = {ref.workflow_run_id for ref in refs}
+        rows = query(str(tmp_path / "failing.db"), "SELECT id FROM workflow_runs")
+        assert ids <= {row[0] for row in rows}
+    finally:
+        monkeypatch.undo()
+        await client.aio_close()

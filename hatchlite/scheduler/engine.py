@@ -97,7 +97,10 @@ class Engine:
         self._executions: dict[str, Execution] = {}
         self._timeouts = Deadlines(self._executions, lambda e, at: e.timeout_at == at)
         self._waiters = Watches()  # callers waiting for runs to end
-        # Callers' triggers for the next step to write (with its claims, in one commit).
+        # Callers' triggers for the next step to write (with its claims, in one commit),
+        # unless steps are failing.
+        self._failed_steps = 0
+        self._alone: set[asyncio.Task[None]] = set()
         self._triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]] = []
         self._suspended: dict[Node, asyncio.Future[str]] = {}
         # Durable waits for child runs, by child run id (told when the child ends).
@@ -342,7 +345,7 @@ class Engine:
         await self.ensure_started()
         await self.register(workflows)
         unchecked = {run.workflow_name for run in runs} - self._served_here()
-        if self._main is not None and not self._main.done():
+        if self._main is not None and not self._main.done() and not self._failed_steps:
             # The next step writes the runs and, in the same transaction, claims them
             # for the local workers: one commit and one trip to the database thread
             # fewer between a trigger and the start of its first task.
@@ -380,6 +383,29 @@ class Engine:
                 future.set_exception(triggered)
             else:
                 future.set_result(triggered)
+
+    def _write_alone(
+        self, runs: list[NewRun], unchecked: set[str], future: asyncio.Future[TriggerOutcome]
+    ) -> None:
+        """Write a trigger in a job of its own (not with a step), for a waiting caller."""
+
+        async def write() -> None:
+            try:
+                outcome = await self.store.trigger(
+                    runs, self.clock.time(), check_served=unchecked, wall=time.time()
+                )
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            self._after_trigger(outcome)
+            if not future.done():
+                future.set_result(outcome)
+
+        assert self.loop is not None
+        task = self.loop.create_task(write())
+        self._alone.add(task)
+        task.add_done_callback(self._alone.discard)
 
     def _after_trigger(self, outcome: TriggerOutcome) -> None:
         """What a trigger's transaction did beyond creating runs: runs it ended at once,
@@ -829,11 +855,16 @@ class Engine:
             external = await self._wait_for_work()
             try:
                 await self._step(external=external, claim=True)
-                failures = 0
+                failures = self._failed_steps = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                failures = self._failed_steps = failures + 1
+                # Triggers the step did not take would wait for a step that works: they
+                # are written on their own, as new ones are while steps fail.
+                untaken, self._triggers = self._triggers, []
+                for pending in untaken:
+                    self._write_alone(*pending)
                 if failures <= 3 or failures % 60 == 0:
                     logger.exception("hatchlite engine step failed (%d in a row)", failures)
                 if isinstance(exc, DatabaseError) and failures >= 3:
