@@ -43,6 +43,9 @@ class Limits:
         self.conn = settler.conn
         self._admitted_runs: dict[str, bool] = {}
         self._keys: dict[str, dict[str, list[str]]] = {}
+        # Whether any run holds a slot (read once: most databases use no limit, and
+        # every run that ends would otherwise look for its slots).
+        self._any_slots: bool | None = None
 
     # -- entering ---------------------------------------------------------------------
 
@@ -99,6 +102,7 @@ class Limits:
             self._admit(scope, owner_id, run_id)
             return
         now = self.settler.now
+        self._any_slots = True
         self.conn.executemany(
             """INSERT INTO concurrency_slots (limit_id, key, scope, owner_id, run_id, stage,
                    max_runs, strategy, status, created_at)
@@ -244,6 +248,12 @@ class Limits:
 
     def release_run(self, run_id: str) -> None:
         """The run ended: release it and every task run of it still in a limit."""
+        if self._any_slots is None:
+            self._any_slots = bool(
+                self.conn.execute("SELECT EXISTS (SELECT 1 FROM concurrency_slots)").fetchone()[0]
+            )
+        if not self._any_slots:
+            return
         rows = set(
             self.conn.execute(
                 "SELECT scope, owner_id FROM concurrency_slots WHERE run_id = ?", (run_id,)

@@ -62,6 +62,7 @@ class Settler:
         # step hands them to waiting callers without reading them back.
         self.results: dict[str, RunResult] = {}
         self._limits: Limits | None = None
+        self._child_waits: bool | None = None  # whether evicted parents wait for runs
 
     @property
     def limits(self) -> Limits:
@@ -572,7 +573,14 @@ class Settler:
         )
         if cur.rowcount:
             self.finished_runs[run_id] = status
-            run_ended_txn(self.conn, run_id, self.now)  # an evicted parent may wait for it
+            if self._child_waits is None:  # written only by evictions, in jobs of their own
+                self._child_waits = bool(
+                    self.conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM durable_child_waits)"
+                    ).fetchone()[0]
+                )
+            if self._child_waits:
+                run_ended_txn(self.conn, run_id, self.now)  # an evicted parent may wait
             # Whatever its definition says now (a limit may have been added or removed
             # since it was triggered), the rows it holds are released.
             self.limits.release_run(run_id)
