@@ -354,11 +354,15 @@ class Engine:
             self._triggers.append((runs, unchecked, future))
             self.wake()
             return (await future).results  # `_triggers_done` has done the rest
+        return (await self._trigger_alone(runs, unchecked)).results
+
+    async def _trigger_alone(self, runs: list[NewRun], unchecked: set[str]) -> TriggerOutcome:
+        """Write a trigger in a job of its own, not with a step."""
         outcome = await self.store.trigger(
             runs, self.clock.time(), check_served=unchecked, wall=time.time()
         )
         self._after_trigger(outcome)
-        return outcome.results
+        return outcome
 
     def _triggers_done(
         self,
@@ -387,18 +391,15 @@ class Engine:
     def _write_alone(
         self, runs: list[NewRun], unchecked: set[str], future: asyncio.Future[TriggerOutcome]
     ) -> None:
-        """Write a trigger in a job of its own (not with a step), for a waiting caller."""
+        """`_trigger_alone` for a caller waiting on `future`."""
 
         async def write() -> None:
             try:
-                outcome = await self.store.trigger(
-                    runs, self.clock.time(), check_served=unchecked, wall=time.time()
-                )
+                outcome = await self._trigger_alone(runs, unchecked)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
                 return
-            self._after_trigger(outcome)
             if not future.done():
                 future.set_result(outcome)
 

@@ -472,9 +472,9 @@ class Store:
         triggers: Sequence[TriggerRequest] = (),
     ) -> asyncio.Future[TickResult]:
         """Submit one scheduler step, one transaction (await the future for its result;
-        the job runs to its end whatever happens to the awaiting task): record finished
-        attempts and logs,
-        cancel tasks past their schedule timeout, claim ready tasks for each worker.
+        the job runs to its end whatever happens to the awaiting task): write the
+        callers' `triggers`, record finished attempts and logs, cancel tasks past their
+        schedule timeout, claim ready tasks for each worker.
         With `clock`, the step's time is read once the transaction holds the write lock
         (so a claim never starts before the end, committed by another process, that
         admitted it).
