@@ -187,7 +187,7 @@ class DurableContext(Context):
                 if held is not None:
                     engine.restart_timeout(execution, held)
                 return _loads(result)
-        waited = engine.durable_wait((self.task_run_id, node))
+        waited = engine.waits.wait((self.task_run_id, node))
         return _loads(await self._suspended(waited, node=node))
 
     async def aio_sleep_for(self, duration: Duration, label: str | None = None) -> SleepResult:

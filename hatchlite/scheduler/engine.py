@@ -32,7 +32,8 @@ from hatchlite.limits import key_run
 from hatchlite.scheduler import capture
 from hatchlite.scheduler.deadlines import Deadlines
 from hatchlite.scheduler.eviction import Evictor
-from hatchlite.scheduler.execution import BatchExecution, Execution, Wait
+from hatchlite.scheduler.execution import BatchExecution, Execution
+from hatchlite.scheduler.waits import DurableWaits
 from hatchlite.scheduler.watch import Watches
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
 from hatchlite.store import (
@@ -40,7 +41,6 @@ from hatchlite.store import (
     EventIn,
     LogLine,
     NewRun,
-    Node,
     Outcome,
     PushResult,
     RunResult,
@@ -102,9 +102,7 @@ class Engine:
         self._failed_steps = 0
         self._alone: set[asyncio.Task[None]] = set()
         self._triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]] = []
-        self._suspended: dict[Node, asyncio.Future[str]] = {}
-        # Durable waits for child runs, by child run id (told when the child ends).
-        self._child_waits: dict[str, list[tuple[Execution, Wait]]] = {}
+        self.waits = DurableWaits(self)  # durable tasks waiting here
         self.evictor = Evictor(self)
         self._store_deadline: float | None = None
         self._wake: asyncio.Event | None = None
@@ -629,33 +627,6 @@ class Engine:
             task_id, node_id, key, fingerprint, conditions, self.clock.time(), worker_id
         )
 
-    async def durable_wait(self, node: Node) -> str:
-        """Wait until the durable entry `node` is satisfied (the task keeps its durable slot
-        unless it is evicted)."""
-        assert self.loop is not None
-        future: asyncio.Future[str] = self.loop.create_future()
-        self._suspended[node] = future
-        self.wake()  # deadlines and polling change
-        try:
-            # A timer or event may have satisfied it before the future was registered.
-            found = await self.store.durable_satisfied([node])
-            if node in found:
-                self._resolve_durable({node: found[node]})
-            return await future
-        finally:
-            self._suspended.pop(node, None)
-
-    def _resolve_durable(self, satisfied: dict[Node, str]) -> None:
-        for node, result in satisfied.items():
-            # Popped now, not when the task resumes: it counts as running from here on
-            # (a test clock must not skip ahead of it).
-            future = self._suspended.pop(node, None)
-            if future is not None and not future.done():
-                future.set_result(result)
-                execution = self._executions.get(node[0])
-                if execution is not None:
-                    execution.node_resolved(node[1])
-
     async def push_events(self, events: list[EventIn]) -> PushResult:
         """Store events; the runs they start and the waits they meet follow."""
         await self.ensure_started()
@@ -665,7 +636,7 @@ class Engine:
         )
         self._warn_unserved(result.unserved, "was started by an event")
         self._abort_local(result.cancelled_running)
-        self._resolve_durable(result.satisfied)
+        self.waits.resolve(result.satisfied)
         if result.finished_runs:
             self._deliver_later(list(result.finished_runs))
         self._last_activity = time.monotonic()
@@ -696,22 +667,6 @@ class Engine:
         seconds = execution.task.execution_timeout.total_seconds()
         execution.timeout_at = self.clock.time() + seconds if deadline is None else deadline
         self._timeouts.push(execution.timeout_at, execution, execution.timeout_at)
-
-    def wait_began(self, execution: Execution, wait: Wait) -> None:
-        for run_id in wait.children:
-            self._child_waits.setdefault(run_id, []).append((execution, wait))
-
-    def wait_ended(self, execution: Execution, wait: Wait) -> None:
-        for run_id in wait.children:
-            waits = self._child_waits.get(run_id)
-            if waits is not None:
-                waits[:] = [w for w in waits if w[1] is not wait]
-                if not waits:
-                    del self._child_waits[run_id]
-
-    def forget_wait(self, node: Node) -> None:
-        """An evicted task's wait: its resumption is the store's business now."""
-        self._suspended.pop(node, None)
 
     def release_slot(self, execution: Execution) -> None:
         execution.worker.release(execution)
@@ -909,9 +864,7 @@ class Engine:
     def _poll_interval(self) -> float | None:
         """How often the database thread looks for other processes' commits: often
         right after activity, less when quiet, never with nothing to watch."""
-        if not (
-            self.workers or self._waiters or self._executions or self._suspended or self._listeners
-        ):
+        if not (self.workers or self._waiters or self._executions or self.waits or self._listeners):
             return None
         quiet = time.monotonic() - self._last_activity
         if quiet < ACTIVE_WINDOW:
@@ -939,7 +892,7 @@ class Engine:
                     claims.append(request)
         check_runs = self._waiters.run_ids() if external and self._waiters else []
         check_running = list(self._executions) if external and self._executions else []
-        check_durable = list(self._suspended) if external and self._suspended else []
+        check_durable = self.waits.nodes() if external and self.waits else []
         fire = self._fire_for() if self.workers else frozenset()
         triggers, self._triggers = self._triggers, []
         tick = self.store.tick(
@@ -998,17 +951,13 @@ class Engine:
             await self.evictor.evict(expired)
         self._abort_local(result.cancelled_running)
         self._deliver(result.results)
-        self._resolve_durable(result.durable)
+        self.waits.resolve(result.durable)
         late = [r for r in result.finished_runs if r in self._waiters and r not in result.results]
         if late:
             await self._fetch_and_deliver(late)
 
     def _deliver(self, results: dict[str, RunResult]) -> None:
-        for run_id in results:
-            for execution, wait in self._child_waits.pop(run_id, ()):
-                wait.children.discard(run_id)
-                if not wait.children:
-                    execution.wait_resolved(wait)
+        self.waits.runs_ended(list(results))
         self._waiters.deliver(results)
 
     async def _fetch_and_deliver(self, run_ids: list[str]) -> None:

@@ -127,7 +127,7 @@ class Execution:
         self.evicting = True
         for wait in self._waits:
             if wait.node is not None:
-                self.engine.forget_wait((self.task_id, wait.node))
+                self.engine.waits.forget((self.task_id, wait.node))
         self.stop()
 
     def waits_for(self) -> tuple[list[int], list[list[str]]]:
@@ -210,13 +210,13 @@ class Execution:
         Several waits may be under way at once (`asyncio.gather`)."""
         wait = Wait(node, children)
         self._waits.append(wait)
-        self.engine.wait_began(self, wait)
+        self.engine.waits.children_began(self, wait)
         self._refresh()
         try:
             return await awaitable
         finally:
             self._waits.remove(wait)
-            self.engine.wait_ended(self, wait)
+            self.engine.waits.children_ended(self, wait)
             if wait.resolved:
                 self._resolved -= 1
             if self._waits and self.suspended:
