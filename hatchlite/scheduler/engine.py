@@ -33,6 +33,7 @@ from hatchlite.scheduler import capture
 from hatchlite.scheduler.deadlines import Deadlines
 from hatchlite.scheduler.eviction import Evictor
 from hatchlite.scheduler.execution import BatchExecution, Execution
+from hatchlite.scheduler.triggering import StepTriggers
 from hatchlite.scheduler.waits import DurableWaits
 from hatchlite.scheduler.watch import Watches
 from hatchlite.scheduler.workers import DEFAULT_DURABLE_SLOTS, DEFAULT_SLOTS, LocalWorker
@@ -50,7 +51,7 @@ from hatchlite.store import (
     WorkerRow,
 )
 from hatchlite.store.durable import HistoryRow
-from hatchlite.store.records import TERMINAL, ClaimedTask, TickResult, shape_to_json
+from hatchlite.store.records import TERMINAL, ClaimedTask, shape_to_json
 from hatchlite.store.shapes import shape_hash
 from hatchlite.store.streams import Chunk, ChunkIn
 from hatchlite.types import JSONMap
@@ -97,11 +98,7 @@ class Engine:
         self._executions: dict[str, Execution] = {}
         self._timeouts = Deadlines(self._executions, lambda e, at: e.timeout_at == at)
         self._waiters = Watches()  # callers waiting for runs to end
-        # Callers' triggers for the next step to write (with its claims, in one commit),
-        # unless steps are failing.
-        self._failed_steps = 0
-        self._alone: set[asyncio.Task[None]] = set()
-        self._triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]] = []
+        self.triggers = StepTriggers(self)  # callers' triggers, for the next step
         self.waits = DurableWaits(self)  # durable tasks waiting here
         self.evictor = Evictor(self)
         self._store_deadline: float | None = None
@@ -343,68 +340,7 @@ class Engine:
         await self.ensure_started()
         await self.register(workflows)
         unchecked = {run.workflow_name for run in runs} - self._served_here()
-        if self._main is not None and not self._main.done() and not self._failed_steps:
-            # The next step writes the runs and, in the same transaction, claims them
-            # for the local workers: one commit and one trip to the database thread
-            # fewer between a trigger and the start of its first task.
-            assert self.loop is not None
-            future: asyncio.Future[TriggerOutcome] = self.loop.create_future()
-            self._triggers.append((runs, unchecked, future))
-            self.wake()
-            return (await future).results  # `_triggers_done` has done the rest
-        return (await self._trigger_alone(runs, unchecked)).results
-
-    async def _trigger_alone(self, runs: list[NewRun], unchecked: set[str]) -> TriggerOutcome:
-        """Write a trigger in a job of its own, not with a step."""
-        outcome = await self.store.trigger(
-            runs, self.clock.time(), check_served=unchecked, wall=time.time()
-        )
-        self._after_trigger(outcome)
-        return outcome
-
-    def _triggers_done(
-        self,
-        triggers: list[tuple[list[NewRun], set[str], asyncio.Future[TriggerOutcome]]],
-        tick: asyncio.Future[TickResult],
-    ) -> None:
-        """The step's job ended: each trigger it took gets its outcome (or the error
-        that rolled the job back), whether or not its caller still waits."""
-        if tick.cancelled():
-            error: BaseException | None = EngineClosedError(
-                f"the engine for {self.path} stopped during a trigger"
-            )
-        else:
-            error = tick.exception()
-        for n, (*_, future) in enumerate(triggers):
-            triggered = error if error is not None else tick.result().triggered[n]
-            if not isinstance(triggered, BaseException):
-                self._after_trigger(triggered)
-            if future.done():
-                continue  # the caller gave up waiting
-            if isinstance(triggered, BaseException):
-                future.set_exception(triggered)
-            else:
-                future.set_result(triggered)
-
-    def _write_alone(
-        self, runs: list[NewRun], unchecked: set[str], future: asyncio.Future[TriggerOutcome]
-    ) -> None:
-        """`_trigger_alone` for a caller waiting on `future`."""
-
-        async def write() -> None:
-            try:
-                outcome = await self._trigger_alone(runs, unchecked)
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                return
-            if not future.done():
-                future.set_result(outcome)
-
-        assert self.loop is not None
-        task = self.loop.create_task(write())
-        self._alone.add(task)
-        task.add_done_callback(self._alone.discard)
+        return (await self.triggers.submit(runs, unchecked)).results
 
     def _after_trigger(self, outcome: TriggerOutcome) -> None:
         """What a trigger's transaction did beyond creating runs: runs it ended at once,
@@ -811,16 +747,13 @@ class Engine:
             external = await self._wait_for_work()
             try:
                 await self._step(external=external, claim=True)
-                failures = self._failed_steps = 0
+                failures = 0
+                self.triggers.failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures = self._failed_steps = failures + 1
-                # Triggers the step did not take would wait for a step that works: they
-                # are written on their own, as new ones are while steps fail.
-                untaken, self._triggers = self._triggers, []
-                for pending in untaken:
-                    self._write_alone(*pending)
+                failures += 1
+                self.triggers.step_failed()
                 if failures <= 3 or failures % 60 == 0:
                     logger.exception("hatchlite engine step failed (%d in a row)", failures)
                 if isinstance(exc, DatabaseError) and failures >= 3:
@@ -894,7 +827,7 @@ class Engine:
         check_running = list(self._executions) if external and self._executions else []
         check_durable = self.waits.nodes() if external and self.waits else []
         fire = self._fire_for() if self.workers else frozenset()
-        triggers, self._triggers = self._triggers, []
+        taken, triggers = self.triggers.take()
         tick = self.store.tick(
             now,
             outcomes,
@@ -912,11 +845,11 @@ class Engine:
             clock=self.clock.time,
             fire=fire,
             fired_at=self._fired_at,
-            triggers=[(runs, check) for runs, check, _ in triggers],
+            triggers=triggers,
         )
         # The job was submitted and runs to its end, even if this step is cancelled (the
         # engine closing): its triggers' callers are told what it did when it ends.
-        tick.add_done_callback(functools.partial(self._triggers_done, triggers))
+        tick.add_done_callback(functools.partial(self.triggers.done, taken))
         try:
             result = await asyncio.shield(tick)
         except asyncio.CancelledError:
