@@ -342,9 +342,10 @@ class Engine:
         unchecked = {run.workflow_name for run in runs} - self._served_here()
         return (await self.triggers.submit(runs, unchecked)).results
 
-    def _after_trigger(self, outcome: TriggerOutcome) -> None:
+    def _after_trigger(self, outcome: TriggerOutcome, *, claimed: bool = False) -> None:
         """What a trigger's transaction did beyond creating runs: runs it ended at once,
-        running tasks a concurrency limit cancelled, workflows no worker serves."""
+        running tasks a concurrency limit cancelled, workflows no worker serves. Unless
+        a step wrote it and `claimed` what it could, a step is due to claim the runs."""
         if self._closed:
             return
         if outcome.finished_runs:
@@ -352,7 +353,8 @@ class Engine:
         self._abort_local(outcome.cancelled_running)
         self._warn_unserved(outcome.unserved, "was triggered")
         self._last_activity = time.monotonic()
-        self.wake()
+        if not claimed:
+            self.wake()
 
     async def _sync_running(self) -> None:
         """Stop executions here whose task runs were cancelled in the store by a step

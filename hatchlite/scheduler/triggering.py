@@ -60,7 +60,7 @@ class StepTriggers:
         for n, (*_, future) in enumerate(taken):
             outcome = error if error is not None else tick.result().triggered[n]
             if not isinstance(outcome, BaseException):
-                self.engine._after_trigger(outcome)
+                self.engine._after_trigger(outcome, claimed=True)
             if future.done():
                 continue  # the caller gave up waiting
             if isinstance(outcome, BaseException):
