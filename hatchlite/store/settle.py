@@ -126,21 +126,13 @@ class Settler:
                 self.finish(outcome)
 
     def guarded(self, work: Callable[[], None], recover: Callable[[LookupError], None]) -> None:
-        """Do `work` in a savepoint. If it meets a definition that changed under it (a
-        task or workflow no longer registered: a lookup fails), undo it and `recover`,
-        so one such run cannot fail every step of the engine."""
-        conn = self.conn
-        kept_events, kept_attempts = len(self.events), len(self.attempts)
-        conn.execute("SAVEPOINT guarded")
+        """Do `work` in a savepoint (`attempt`). If it meets a definition that changed
+        under it (a task or workflow no longer registered: a lookup fails), it is undone
+        and `recover` runs, so one such run cannot fail every step of the engine."""
         try:
-            work()
+            self.attempt(work)
         except LookupError as exc:
-            conn.execute("ROLLBACK TO guarded")
-            del self.events[kept_events:]
-            del self.attempts[kept_attempts:]
             recover(exc)
-        finally:
-            conn.execute("RELEASE guarded")
 
     def attempt(self, work: Callable[[], T]) -> T:
         """Do `work` in a savepoint: if it raises, its writes are undone (and what it
